@@ -76,9 +76,13 @@ class InterestParams:
     forward_radius: float = 10.0
     hearing_radius: float = 40.0
     max_forwarded: int = 8
+    # Cap on the server-mixed bed per listener (nearest first): bounds mixer cost in dense crowds.
+    max_mixed: int = 64
     video_radius: float = 15.0
     video_max: int = 4
     position_radius: float = 60.0
+    # Cap on position peers per listener (nearest first), like Archipelago's max peers per island.
+    position_max: int = 128
     position_tiers: tuple[PositionTier, ...] = (
         PositionTier(10.0, 20.0),
         PositionTier(30.0, 10.0),
