@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to green tests:  bash scripts/test.sh [extra pytest args]
+# Installs Debian packages (OpenAL Soft, Chromium, debootstrap), the Python deps, Godot 4 (in a cached
+# debootstrap chroot), then runs lint, type checks, every test (including `chromium` and `godot` markers)
+# and every benchmark once (timings are taken with `pytest benches`, see docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh --test
+if [[ -f scripts/install_godot.sh ]]; then bash scripts/install_godot.sh; fi
+echo "== ruff";  python3 -m ruff check .
+echo "== mypy";  python3 -m mypy
+echo "== pytest"
+mkdir -p test-output
+python3 -m pytest -q -p no:cacheprovider --benchmark-disable "$@"
