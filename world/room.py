@@ -156,7 +156,7 @@ class World:
         p.session = None
         grace = self.server.reconnect_grace_s
         loop = asyncio.get_running_loop()
-        p.grace_handle = loop.call_later(max(grace, 0.0), self._spawn_task, self._grace_expired(p))
+        p.grace_handle = loop.call_later(max(grace, 0.0), lambda: self._spawn_task(self._grace_expired(p)))
         log.info("%s: %d disconnected, kept for %.1fs", self.name, p.pid, grace)
 
     def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
