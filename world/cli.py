@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import signal
 import sys
@@ -22,6 +23,9 @@ from world.tokens import Grants, mint_token, parse_ttl
 
 EXIT_CONFIG = 2
 ENTRY_POINT_GROUP = "hubbub.commands"
+# Modules in this repository that contribute subcommands (function `add(subparsers)`), loaded even
+# without an installed entry point.
+BUILTIN_PLUGINS = ("world.cli_clients",)
 
 # Subcommands registered in-process (e.g. by tests or embedding code), same shape as entry points.
 _EXTRA: list[Callable[[Any], None]] = []
@@ -167,13 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-data", action="store_true", help="may not send data messages")
     p.set_defaults(func=cmd_token)
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    adders: dict[str, Callable[[Any], None]] = {}
+    for module in BUILTIN_PLUGINS:
         try:
-            ep.load()(sub)
+            adders[module] = importlib.import_module(module).add
+        except ImportError:
+            pass  # optional part of the repository not present
         except Exception as exc:  # a broken plugin must not take the server CLI down
+            print(f"warning: subcommand module {module!r} failed to load: {exc}", file=sys.stderr)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value.split(":")[0] in adders:
+            continue
+        try:
+            adders[ep.value] = ep.load()
+        except Exception as exc:
             print(f"warning: subcommand plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
-    for add in _EXTRA:
-        add(sub)
+    for add in (*adders.values(), *_EXTRA):
+        try:
+            add(sub)
+        except Exception as exc:
+            print(f"warning: a subcommand plugin failed to register: {exc}", file=sys.stderr)
     return parser
 
 

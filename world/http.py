@@ -115,7 +115,7 @@ def _static(path: str) -> Response:
             if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
                 ctype += "; charset=utf-8"
             return _response(200, target.read_bytes(), ctype)
-    elif path == "/index.html":
+    if path == "/index.html":
         return _response(200, PLACEHOLDER, "text/html; charset=utf-8")
     return json_error(404, "not found")
 
