@@ -90,4 +90,7 @@ class InterestParams:
     )
     # Enter a set at r, leave it at r * (1 + hysteresis).
     hysteresis: float = 0.1
+    # A source is a *current speaker* when its speaking level (smoothed linear level, 0..1) is at
+    # least this; speakers win forwarded slots over nearer silent publishers.
+    speaking_threshold: float = 0.05
     zones: tuple[Zone, ...] = field(default_factory=tuple)
