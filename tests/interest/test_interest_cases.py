@@ -1,0 +1,228 @@
+"""Named behaviours: hysteresis without flapping, each zone kind, hidden avatars, degenerate worlds,
+hot reload, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from interest_helpers import quats, result_state
+
+from interest import (
+    AvatarFlags,
+    Box,
+    Cylinder,
+    InterestEngine,
+    InterestParams,
+    PolygonPrism,
+    PositionTier,
+    TickResult,
+    Zone,
+    contains,
+)
+
+AV = AvatarFlags.PUBLISH_AUDIO | AvatarFlags.PUBLISH_VIDEO
+
+
+def tick(
+    engine: InterestEngine,
+    ids: list[int],
+    xs: list[tuple[float, float]],
+    flags: list[int] | None = None,
+    levels: list[float] | None = None,
+) -> TickResult:
+    n = len(ids)
+    pos = np.array([(x, 0.0, z) for x, z in xs], dtype=np.float32).reshape(-1, 3)
+    fl = np.full(n, AV, dtype=np.int64) if flags is None else np.asarray(flags)
+    lv = np.zeros(n, np.float32) if levels is None else np.asarray(levels, np.float32)
+    return engine.tick(np.array(ids, dtype=np.uint32), pos, quats(n), fl, lv)
+
+
+def sets(result: TickResult, cat: str) -> dict[int, dict[int, object]]:
+    return result_state(result)[cat]
+
+
+def test_empty_world() -> None:
+    r = tick(InterestEngine(), [], [])
+    assert r.forwarded.n_rows == 0 and r.positions.nnz == 0
+    assert r.diffs.forwarded.added.n_rows == 0
+
+
+def test_listener_alone() -> None:
+    r = tick(InterestEngine(), [7], [(0, 0)])
+    assert sets(r, "positions") == {7: {}}
+    assert sets(r, "forwarded") == {7: {}}
+
+
+def test_hysteresis_no_flap() -> None:
+    """Enter at r, leave at r·(1+m): an avatar wobbling around r stays in once it entered."""
+    p = InterestParams(
+        forward_radius=10, hearing_radius=10, hysteresis=0.1, video_radius=10, position_radius=10
+    )
+    e = InterestEngine(p)
+    r = tick(e, [1, 2], [(0, 0), (10.2, 0)])
+    assert 2 not in sets(r, "forwarded")[1]  # outside r: not entered
+    r = tick(e, [1, 2], [(0, 0), (9.9, 0)])
+    assert 2 in sets(r, "forwarded")[1] and r.diffs.forwarded.added.row(0).tolist() == [2]
+    for x in [10.3, 9.8, 10.9, 10.05, 10.99]:  # wobble inside the band: no changes at all
+        r = tick(e, [1, 2], [(0, 0), (x, 0)])
+        for cat in ("forwarded", "video", "positions"):
+            assert 2 in sets(r, cat)[1], (cat, x)
+            d = getattr(r.diffs, cat)
+            assert d.added.nnz == 0 and d.removed.nnz == 0, (cat, x)
+    r = tick(e, [1, 2], [(0, 0), (11.01, 0)])
+    assert 2 not in sets(r, "forwarded")[1]
+    assert r.diffs.forwarded.removed.row(0).tolist() == [2]
+
+
+def test_forwarded_prefers_speakers_then_nearest_then_id() -> None:
+    e = InterestEngine(InterestParams(max_forwarded=2, forward_radius=10, hearing_radius=20))
+    # 2 and 3 tie at distance 1; 4 is farther but speaking.
+    r = tick(e, [1, 3, 2, 4], [(0, 0), (1, 0), (-1, 0), (5, 0)], levels=[0, 0, 0, 0.9])
+    assert sets(r, "forwarded")[1] == {4: False, 2: False}
+    assert list(sets(r, "mixed")[1]) == [3]
+
+
+def test_hidden_avatars_listen_but_are_never_sources() -> None:
+    e = InterestEngine()
+    flags = [AV, AV | AvatarFlags.HIDDEN]
+    r = tick(e, [1, 2], [(0, 0), (1, 0)], flags=flags, levels=[1, 1])
+    s = result_state(r)
+    for cat in s:
+        assert s[cat][1] == {}  # nobody perceives the hidden avatar 2
+    assert 1 in s["forwarded"][2] and 1 in s["positions"][2] and 1 in s["video"][2]
+
+
+def test_stage_heard_by_audience_flat_regardless_of_distance() -> None:
+    stage = Zone("stage", "stage", Box((-5, -1, -5), (5, 5, 5)), audience=Cylinder((0, 0), 300.0))
+    e = InterestEngine(InterestParams(zones=(stage,), max_forwarded=2))
+    ids = [1, 2, 3, 4]
+    xs = [(0, 0), (200, 0), (400, 0), (201, 0)]  # 1 on stage; 2 in the audience; 3 outside it
+    r = tick(e, ids, xs)
+    assert sets(r, "forwarded")[2] == {1: True, 4: False}  # stage first and flat, then spatial
+    assert 1 not in sets(r, "forwarded")[3] and 1 not in sets(r, "mixed")[3]
+
+
+def test_stage_speakers_overflow_into_mix_and_mix_delivery() -> None:
+    stage = Zone("stage", "stage", Box((-5, -1, -5), (5, 5, 5)))
+    e = InterestEngine(InterestParams(zones=(stage,), max_forwarded=1))
+    r = tick(e, [1, 2, 9], [(0, 0), (1, 0), (100, 0)], levels=[0, 0.5, 0])
+    assert sets(r, "forwarded")[9] == {2: True}  # the speaker wins the only slot
+    assert sets(r, "mixed")[9] == {1: True}
+    mix = Zone("stage", "stage", Box((-5, -1, -5), (5, 5, 5)), delivery="mix")
+    e.set_params(InterestParams(zones=(mix,), max_forwarded=1))
+    r = tick(e, [1, 2, 9], [(0, 0), (1, 0), (100, 0)], levels=[0, 0.5, 0])
+    assert sets(r, "forwarded")[9] == {}
+    assert sets(r, "mixed")[9] == {1: True, 2: True}
+    assert r.diffs.forwarded.removed.row(2).tolist() == [2]
+    assert r.diffs.mixed.added.row(2).tolist() == [2]
+
+
+def test_private_zone_is_sealed_unless_open() -> None:
+    room = Zone("room", "private", Box((-3, -1, -3), (3, 3, 3)))
+    e = InterestEngine(InterestParams(zones=(room,)))
+    r = tick(e, [1, 2, 3], [(0, 0), (2, 0), (4, 0)])  # 1, 2 inside; 3 just outside the wall
+    s = result_state(r)
+    for cat in s:
+        assert 3 not in s[cat][1] and 3 not in s[cat][2]
+        assert 1 not in s[cat][3] and 2 not in s[cat][3]
+    assert 2 in s["forwarded"][1]
+    e.set_params(InterestParams(zones=(Zone("room", "private", room.shape, open=True),)))
+    r = tick(e, [1, 2, 3], [(0, 0), (2, 0), (4, 0)])
+    assert 3 in sets(r, "forwarded")[1] and 1 in sets(r, "forwarded")[3]
+
+
+def test_private_zone_beats_stage() -> None:
+    zones = (
+        Zone("stage", "stage", Box((-5, -1, -5), (5, 5, 5))),
+        Zone("room", "private", Box((50, -1, -5), (60, 5, 5))),
+    )
+    r = tick(InterestEngine(InterestParams(zones=zones)), [1, 2], [(0, 0), (55, 0)])
+    assert sets(r, "forwarded")[2] == {} and sets(r, "mixed")[2] == {}
+
+
+def test_meeting_members_hear_each_other_flat() -> None:
+    tri = PolygonPrism(((0, 0), (100, 0), (0, 100)))
+    e = InterestEngine(InterestParams(zones=(Zone("m", "meeting", tri, delivery="mix"),)))
+    r = tick(e, [1, 2, 3], [(1, 1), (90, 5), (80, 80)])  # 3 is outside the triangle
+    assert sets(r, "mixed")[1] == {2: True} and sets(r, "mixed")[2] == {1: True}
+    assert sets(r, "mixed")[3] == {}
+
+
+def test_position_tiers_with_hysteresis() -> None:
+    p = InterestParams(position_tiers=(PositionTier(10, 20), PositionTier(30, 5)), hysteresis=0.1)
+    e = InterestEngine(p)
+    assert sets(tick(e, [1, 2], [(0, 0), (9, 0)]), "positions")[1] == {2: 0}
+    r = tick(e, [1, 2], [(0, 0), (10.5, 0)])  # inside the band of tier 0: stays
+    assert sets(r, "positions")[1] == {2: 0} and r.diffs.positions.changed.nnz == 0
+    r = tick(e, [1, 2], [(0, 0), (11.5, 0)])
+    assert sets(r, "positions")[1] == {2: 1}
+    assert r.diffs.positions.changed.row(0).tolist() == [2]
+    assert sets(tick(e, [1, 2], [(0, 0), (45, 0)]), "positions")[1] == {2: 1}  # beyond: last tier
+
+
+def test_rows_reorder_and_listeners_leave_and_join() -> None:
+    e = InterestEngine()
+    tick(e, [1, 2, 3], [(0, 0), (1, 0), (2, 0)])
+    r = tick(e, [4, 3, 1], [(3, 0), (2, 0), (0, 0)])  # 2 left, 4 joined, order changed
+    assert r.diffs.positions.added.row(0).tolist() == [3, 1]  # the newcomer gets everything
+    assert r.diffs.positions.added.row(1).tolist() == [4]
+    assert r.diffs.positions.removed.row(1).tolist() == [2]
+    assert r.diffs.positions.removed.row(2).tolist() == [2]
+
+
+def test_hot_reload_radii() -> None:
+    e = InterestEngine(InterestParams(forward_radius=10, hearing_radius=40))
+    r = tick(e, [1, 2], [(0, 0), (20, 0)])
+    assert sets(r, "mixed")[1] == {2: False}
+    e.set_params(InterestParams(forward_radius=25, hearing_radius=40))
+    r = tick(e, [1, 2], [(0, 0), (20, 0)])
+    assert sets(r, "forwarded")[1] == {2: False} and sets(r, "mixed")[1] == {}
+    assert r.diffs.forwarded.added.row(0).tolist() == [2] and r.diffs.mixed.removed.row(0).tolist() == [2]
+
+
+def test_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    n = 500
+    args = (
+        rng.choice(10_000, n, replace=False).astype(np.uint32),
+        rng.uniform(-50, 50, (n, 3)).astype(np.float32),
+        quats(n),
+        rng.integers(0, 8, n),
+        rng.random(n).astype(np.float32),
+    )
+    a, b = InterestEngine().tick(*args), InterestEngine().tick(*args)
+    for cat in ("forwarded", "mixed", "video", "positions"):
+        x, y = a.category(cat), b.category(cat)
+        assert np.array_equal(x.indptr, y.indptr) and np.array_equal(x.ids, y.ids)
+        assert np.array_equal(x.attr, y.attr)
+
+
+@pytest.mark.parametrize(
+    ("ids", "pos", "msg"),
+    [
+        ([1, 1], [(0, 0, 0), (1, 0, 0)], "unique"),
+        ([1, 2], [(0, 0, 0), (np.nan, 0, 0)], "finite"),
+        ([1, -2], [(0, 0, 0), (1, 0, 0)], "uint32"),
+        ([1, 2], [(0, 0, 0)], "match"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_keeps_state(ids: list, pos: list, msg: str) -> None:
+    e = InterestEngine()
+    tick(e, [1, 2], [(0, 0), (1, 0)])
+    n = len(ids)
+    with pytest.raises(ValueError, match=msg):
+        e.tick(np.array(ids), np.array(pos, np.float32), quats(n), np.full(n, AV), np.zeros(n, np.float32))
+    r = tick(e, [1, 2], [(0, 0), (1, 0)])  # state intact: nothing added again
+    assert r.diffs.positions.added.nnz == 0
+
+
+def test_shapes_vectorized() -> None:
+    pts = np.array([[0, 0, 0], [5, 0, 5], [1, 10, 1], [-1, 0, 2]], np.float32)
+    assert contains(Box((-1, -1, -1), (1, 1, 1)), pts).tolist() == [True, False, False, False]
+    assert contains(Cylinder((0, 0), 2.0, 0, 5), pts).tolist() == [True, False, False, False]
+    concave = PolygonPrism(((-2, -2), (2, -2), (2, 2), (0, 0), (-2, 2)))  # notch at the top
+    assert contains(concave, np.array([[0, 0, -1], [0, 0, 1], [-1.5, 0, 1.0]], np.float32)).tolist() == [
+        True,
+        False,
+        True,
+    ]
