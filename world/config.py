@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -36,9 +37,16 @@ from interest.params import (
     Zone,
 )
 
-Vec3 = tuple[float, float, float]
-Vec2 = tuple[float, float]
-Quat = tuple[float, float, float, float]
+
+
+def _as_tuple(v: Any) -> Any:
+    # TOML arrays are lists; strict mode wants tuples for fixed-size vectors.
+    return tuple(v) if isinstance(v, list) else v
+
+
+Vec3 = Annotated[tuple[float, float, float], BeforeValidator(_as_tuple)]
+Vec2 = Annotated[tuple[float, float], BeforeValidator(_as_tuple)]
+Quat = Annotated[tuple[float, float, float, float], BeforeValidator(_as_tuple)]
 
 DistanceModel = Literal[
     "inverse", "inverse_clamped", "linear", "linear_clamped", "exponential", "exponential_clamped"
@@ -57,7 +65,8 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "yes" is not a boolean and "80" is not a port; a config typo should fail, not coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --------------------------------------------------------------------------- server section
