@@ -177,6 +177,23 @@ class Client:
         else:
             self._arm_pose_timer()
 
+    async def walk_to(self, p: Sequence[float], speed: float = 3.0, rate_hz: float = 20.0) -> None:
+        """Walk in a straight line to `p` at `speed` m/s, facing the way we go. Servers correct poses that
+        move faster than the world's max_speed, so moving far means walking, not jumping."""
+        import math
+
+        from .wire import yaw_quaternion
+
+        x0, y0, z0 = self.pose.p
+        dx, dy, dz = p[0] - x0, p[1] - y0, p[2] - z0
+        distance = math.sqrt(dx * dx + dy * dy + dz * dz)
+        q = yaw_quaternion(math.atan2(-dx, -dz)) if distance > 1e-6 else self.pose.q
+        steps = max(1, math.ceil(distance / speed * rate_hz))
+        for i in range(1, steps + 1):
+            f = i / steps
+            self.set_pose((x0 + dx * f, y0 + dy * f, z0 + dz * f), q)
+            await asyncio.sleep(1.0 / rate_hz)
+
     async def send_data(
         self, topic: str, payload: bytes, reliable: bool = True, to: Sequence[int] | None = None
     ) -> None:

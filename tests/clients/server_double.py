@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mimetypes
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -32,8 +34,12 @@ class ServerDouble:
     """Slot i carries a tone at `freqs[i]` and claims participant `slot_pids[i]`; the mix is silence."""
 
     def __init__(
-        self, freqs: tuple[float, ...] = (440.0, 1000.0), slot_pids: tuple[int, ...] = (7, 9)
+        self,
+        freqs: tuple[float, ...] = (440.0, 1000.0),
+        slot_pids: tuple[int, ...] = (7, 9),
+        static_dir: Path | None = None,
     ) -> None:
+        self.static_dir = static_dir
         self.freqs = freqs
         self.slot_pids = slot_pids
         self.sessions: list[Session] = []
@@ -43,7 +49,9 @@ class ServerDouble:
         self._next_pid = 1
 
     async def __aenter__(self) -> ServerDouble:
-        self._server = await websockets.serve(self._handle, "127.0.0.1", 0)
+        self._server = await websockets.serve(
+            self._handle, "127.0.0.1", 0, process_request=self._http if self.static_dir else None
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -63,6 +71,26 @@ class ServerDouble:
         for s in self.sessions:
             await s.ws.close(1011, "test drop")
             await s.pc.close()
+
+    def _http(self, connection: Any, request: Any) -> Any:
+        """Serve the browser client (and a fake /dev/token) on the same port, like the real server."""
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        path = request.path.split("?")[0]
+        if path == "/rtc":
+            return None
+        if path == "/dev/token":
+            body, ctype = b'{"token": "tok"}', "application/json"
+        else:
+            assert self.static_dir is not None
+            target = self.static_dir / (path.lstrip("/") or "index.html")
+            if not target.is_file():
+                return Response(404, "Not Found", Headers([("Content-Length", "0")]), b"")
+            body = target.read_bytes()
+            ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return Response(200, "OK", headers, body)
 
     async def _handle(self, ws: Any) -> None:
         join = wire.decode(await ws.recv())
