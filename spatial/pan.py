@@ -9,10 +9,10 @@ Engines disagree, so each law is reproduced exactly and a world config picks one
   strength: vol_i = (1 + d_i·s) / sqrt(Σ_j (1 + d_j·s)²). Ahead 0.707/0.707, hard right 0.169/0.986.
 - ``openal``: OpenAL Soft 1.19 basic stereo (no HRTF, no UHJ): azimuth az = atan2(x, −z) is
   widened ×1.5 in front (reaching ±90° at ±60°, back half untouched), then a first-order
-  ambisonic decode L,R = 0.5 ∓ 0.5·sin az'·cos el + 0.0957·cos az'·cos el. Ahead 0.596/0.596,
-  behind 0.404/0.404. Verified against the installed libopenal1 1.19.1 by
-  tests/spatial/test_spatial_openal.py. (OpenAL Soft ≥ 1.20 changed the stereo decoder; the
-  constants here are 1.19's.)
+  ambisonic decode L,R = 0.5 ∓ 0.5·sin az'·cos el + 0.0957·cos az'·cos el, each gain clipped to
+  [0, 1] as 1.19 does. Ahead 0.596/0.596, behind 0.404/0.404. Verified against the installed
+  libopenal1 1.19.1 by tests/spatial/test_spatial_openal.py. The constants are 1.19's (Debian
+  bookworm); other OpenAL Soft releases may pan differently, and that test would say so.
 
 ``hrtf`` is not a pan law: it needs delays and filters, see `spatial.hrtf`.
 """
@@ -62,7 +62,9 @@ def openal(d: NDArray[np.float64]) -> NDArray[np.float64]:
     az = np.where(front, np.sign(az) * np.minimum(np.abs(az) * 1.5, np.pi / 2), az)
     side = _AL_Y * np.sin(az) * cos_el
     ahead = _AL_X * np.cos(az) * cos_el
-    return np.stack([_AL_W - side + ahead, _AL_W + side + ahead], axis=-1)
+    # The 1.19 panner keeps each channel gain inside [0, 1]; measured on the loopback device:
+    # the raw formula reaches 1.0043 at 58° and −0.009 at 100°, OpenAL renders 1.0 and 0.
+    return np.clip(np.stack([_AL_W - side + ahead, _AL_W + side + ahead], axis=-1), 0.0, 1.0)
 
 
 _LAWS = {"equal_power": equal_power, "godot": godot, "openal": openal}

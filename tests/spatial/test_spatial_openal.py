@@ -40,7 +40,8 @@ N = 4800  # 100 ms
 # Quiet enough that no render exceeds full scale (OpenAL clamps float output to ±1).
 SIGNAL = (0.25 * np.sin(2 * np.pi * 997 * np.arange(N) / RATE)).astype(np.float32)
 DISTANCES = [0.5, 1.0, 2.0, 3.5, 7.0, 12.0, 25.0]
-AZIMUTHS = [0.0, 20.0, -30.0, 45.0, 75.0, -90.0, 120.0, 180.0]
+# 58° and ±105°: where 1.19 clips a channel gain to 1 and to 0.
+AZIMUTHS = [0.0, 20.0, -30.0, 45.0, 58.0, 75.0, -90.0, 105.0, -110.0, 120.0, 180.0]
 PARAMS = {"reference_distance": 2.0, "rolloff": 1.5, "max_distance": 15.0, "min_gain": 0.0, "max_gain": 1.0}
 
 
