@@ -66,6 +66,9 @@ class OutSlot:
         "packets",
         "pt",
         "report",
+        "rtx_pt",
+        "rtx_seq",
+        "rtx_ssrc",
         "send",
         "sent_any",
         "source",
@@ -107,7 +110,13 @@ class OutSlot:
         self.packets = 0
         self.octets = 0
         self.last_wall = 0.0
-        self.history: list[bytes | None] | None = [None] * history_size if history_size else None
+        # Video: (seq, ts, marker, payload) of recent packets, to answer NACKs (RTX when negotiated).
+        self.history: list[tuple[int, int, int, bytes] | None] | None = (
+            [None] * history_size if history_size else None
+        )
+        self.rtx_pt: int | None = None
+        self.rtx_ssrc = random.getrandbits(32)
+        self.rtx_seq = random.getrandbits(15)
         self.report = RtcpReport()
         self.on_keyframe_request: Callable[[OutSlot], None] | None = None
 
@@ -155,7 +164,7 @@ class OutSlot:
         self.last_wall = now
         history = self.history
         if history is not None:
-            history[out_seq % len(history)] = data
+            history[out_seq % len(history)] = (out_seq, out_ts, packet.marker, payload)
 
     def send_payload(self, payload: bytes, src_seq: int, src_ts: int, marker: int, now: float) -> None:
         """Send a payload produced by the server itself (the mixed bed), numbered by the producer."""
@@ -164,7 +173,11 @@ class OutSlot:
         out_seq = (src_seq + self._seq_off) & 0xFFFF
         out_ts = (src_ts + self._ts_off) & 0xFFFFFFFF
         ext = self.ext.plain
-        self.send(HEADER.pack(0x90 if ext else 0x80, (marker << 7) | self.pt, out_seq, out_ts, self.ssrc) + ext + payload)
+        self.send(
+            HEADER.pack(0x90 if ext else 0x80, (marker << 7) | self.pt, out_seq, out_ts, self.ssrc)
+            + ext
+            + payload
+        )
         self._seq = out_seq
         self._ts = out_ts
         self.packets += 1
@@ -192,11 +205,21 @@ class OutSlot:
         if history is None:
             return 0
         sent = 0
+        ext = self.ext.plain
+        first = 0x90 if ext else 0x80
         for seq in lost:
-            data = history[seq % len(history)]
-            if data is not None and int.from_bytes(data[2:4], "big") == seq:
-                self.send(data)
-                sent += 1
+            entry = history[seq % len(history)]
+            if entry is None or entry[0] != seq:
+                continue
+            _, ts, marker, payload = entry
+            if self.rtx_pt is not None:
+                # RFC 4588: own SSRC and sequence space, original sequence number first in the payload.
+                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+                header = HEADER.pack(first, (marker << 7) | self.rtx_pt, self.rtx_seq, ts, self.rtx_ssrc)
+                self.send(header + ext + seq.to_bytes(2, "big") + payload)
+            else:
+                self.send(HEADER.pack(first, (marker << 7) | self.pt, seq, ts, self.ssrc) + ext + payload)
+            sent += 1
         return sent
 
 

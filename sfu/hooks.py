@@ -18,6 +18,7 @@ aiortc keeps these fields name-mangled (``self.__x``), hence the ``_RTCRtpReceiv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +99,12 @@ class ForwardingReceiver(RTCRtpReceiver):
             original_ssrc = getattr(self, _R + "rtx_ssrc").get(packet.ssrc)
             apt = codec.parameters.get("apt")
             codecs = getattr(self, _R + "codecs")
-            if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
+            if (
+                original_ssrc is None
+                or len(packet.payload) < 2
+                or not isinstance(apt, int)
+                or apt not in codecs
+            ):
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
 
@@ -174,16 +180,15 @@ class SlotSender(RTCRtpSender):
         assert isinstance(sender, SlotSender)
         sender.slot = slot
         slot.ssrc = sender._ssrc
+        slot.rtx_ssrc = sender._rtx_ssrc
         return sender
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         # No track to poll: park until stopped. The negotiated payload type is the slot's.
         self.slot.pt = codec.payloadType or self.slot.pt
         getattr(self, _S + "rtp_started").set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
         getattr(self, _S + "rtp_exited").set()
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:

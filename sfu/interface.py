@@ -9,6 +9,7 @@ SFU calls back `on_message(pid, channel, data)` for what clients send on their d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -238,10 +239,8 @@ class SFU:
                 task.cancel()
         for task in [self._watchdog, *self._bg]:
             if task is not None:
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-                except (asyncio.CancelledError, Exception):
-                    pass
         self._watchdog = None
         self._bg.clear()
 
@@ -417,11 +416,21 @@ class SFU:
         raw = data.encode() if isinstance(data, str) else data
         if len(raw) > self.config.max_message_bytes:
             session.messages_dropped += 1
-            self._error(pid, FRAME_TOO_LARGE, f"message of {len(raw)} bytes exceeds {self.config.max_message_bytes}", channel)
+            self._error(
+                pid,
+                FRAME_TOO_LARGE,
+                f"message of {len(raw)} bytes exceeds {self.config.max_message_bytes}",
+                channel,
+            )
             return
         if not session.buckets[channel].take():
             session.messages_dropped += 1
-            self._error(pid, RATE_LIMITED, f"more than {self.config.messages_per_second:g} messages/s on {channel}", channel)
+            self._error(
+                pid,
+                RATE_LIMITED,
+                f"more than {self.config.messages_per_second:g} messages/s on {channel}",
+                channel,
+            )
             return
         session.messages_in += 1
         try:
@@ -544,7 +553,12 @@ class SFU:
 
     def mixer_report(self) -> dict[str, Any]:
         last = self._mixer.last
-        return {"listeners": last.listeners, "beds": last.beds, "encodes": self._mixer.encodes, "tick_s": last.seconds}
+        return {
+            "listeners": last.listeners,
+            "beds": last.beds,
+            "encodes": self._mixer.encodes,
+            "tick_s": last.seconds,
+        }
 
 
 def _ignore_rtp(packet: RtpPacket) -> None:

@@ -12,6 +12,7 @@ Sources are decoded only while at least one listener mixes them (`MixEngine.want
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import time
@@ -97,7 +98,9 @@ class SourceDecoder:
             return
         for frame in frames:
             pcm = frame.to_ndarray().reshape(-1)
-            samples = pcm.astype(np.float32) * (1 / 32768) if pcm.dtype == np.int16 else pcm.astype(np.float32)
+            samples = (
+                pcm.astype(np.float32) * (1 / 32768) if pcm.dtype == np.int16 else pcm.astype(np.float32)
+            )
             self.buffer = np.concatenate((self.buffer, samples))[-_MAX_BUFFER:]
             self.decoded += 1
 
@@ -182,7 +185,9 @@ class MixEngine:
     def drop_decoder(self, source: int) -> None:
         self.decoders.pop(source, None)
 
-    def update_poses(self, ids: NDArray[np.integer], positions: NDArray[np.floating], quats: NDArray[np.floating]) -> None:
+    def update_poses(
+        self, ids: NDArray[np.integer], positions: NDArray[np.floating], quats: NDArray[np.floating]
+    ) -> None:
         self._pose_index = {int(p): i for i, p in enumerate(ids.tolist())}
         self._positions = np.asarray(positions, dtype=np.float64)
         self._quats = np.asarray(quats, dtype=np.float64)
@@ -197,10 +202,8 @@ class MixEngine:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.codecs import is_rtx
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RtpPacket
@@ -54,7 +55,9 @@ def _add_opus_stereo(sdp: str, mline_index: int) -> str:
     head, *sections = sdp.split("\r\nm=")
     section = sections[mline_index]
     lines = section.split("\r\n")
-    pts = [ln.split()[0].split(":")[1] for ln in lines if ln.startswith("a=rtpmap:") and "opus/" in ln.lower()]
+    pts = [
+        ln.split()[0].split(":")[1] for ln in lines if ln.startswith("a=rtpmap:") and "opus/" in ln.lower()
+    ]
     for pt in pts:
         fmtp = f"a=fmtp:{pt} "
         existing = [i for i, ln in enumerate(lines) if ln.startswith(fmtp)]
@@ -203,6 +206,8 @@ class Peer:
             )
             if t._codecs:
                 slot.pt = t._codecs[0].payloadType or slot.pt
+                rtx = [c for c in t._codecs if is_rtx(c) and c.parameters.get("apt") == slot.pt]
+                slot.rtx_pt = rtx[0].payloadType if rtx and slot.kind == "video" else None
 
     async def add_ice_candidate(self, cand: dict[str, Any]) -> None:
         text = cand.get("candidate")

@@ -7,6 +7,7 @@ Everything binds to 127.0.0.1 and uses no STUN server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
 from collections import defaultdict, deque
@@ -163,10 +164,15 @@ class TestClient:
         self.decode = decode
         self.slots: dict[str, Any] = {}
         self.frames: dict[str, list[tuple[float, np.ndarray]]] = defaultdict(list)
-        self.rtp: dict[str, deque[tuple[float, int, int, int, int]]] = defaultdict(lambda: deque(maxlen=50000))
+        self.rtp: dict[str, deque[tuple[float, int, int, int, int, int]]] = defaultdict(
+            lambda: deque(maxlen=50000)
+        )
         self.channels: dict[str, RTCDataChannel] = {}
         self.messages: list[tuple[str, bytes]] = []
         self.plis = 0
+        # Drop the packet with this index (per mid) before aiortc sees it: provokes a NACK.
+        self.drop_index: int | None = None
+        self.dropped: dict[str, int] = {}
         self.signaling_changes: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._opened = asyncio.Event()
@@ -219,7 +225,11 @@ class TestClient:
         pa, pv = self.slots.get("publish_audio"), self.slots.get("publish_video")
         if pa is not None and (self.tone_hz is not None or self.packets is not None):
             t = self.transceiver(pa)
-            track = OpusPacketTrack(self.packets) if self.packets else ToneTrack(self.tone_hz or 440, self.amplitude)
+            track = (
+                OpusPacketTrack(self.packets)
+                if self.packets
+                else ToneTrack(self.tone_hz or 440, self.amplitude)
+            )
             t.sender.replaceTrack(track)
             t.direction = "sendonly"
         if pv is not None and self.video:
@@ -241,7 +251,19 @@ class TestClient:
         decode = self.decode
 
         async def recording(packet: Any, arrival_time_ms: int) -> None:
-            log.append((time.monotonic(), packet.sequence_number, packet.timestamp, packet.ssrc, packet.payload_type))
+            log.append(
+                (
+                    time.monotonic(),
+                    packet.sequence_number,
+                    packet.timestamp,
+                    packet.ssrc,
+                    packet.payload_type,
+                    int.from_bytes(packet.payload[:2], "big"),
+                )
+            )
+            if self.drop_index is not None and len(log) == self.drop_index and mid not in self.dropped:
+                self.dropped[mid] = packet.sequence_number
+                return
             if decode:
                 await original(packet, arrival_time_ms)
 
@@ -293,13 +315,13 @@ class TestClient:
             task.cancel()
         await self.pc.close()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
 
 
-async def join(sfu: Any, pid: int, client: TestClient, *, publish: bool, subscribe: bool, on_message: Any = None) -> None:
+async def join(
+    sfu: Any, pid: int, client: TestClient, *, publish: bool, subscribe: bool, on_message: Any = None
+) -> None:
     """Full signaling round: server offer -> client answer -> connected, data channels open."""
     offer = await sfu.add_participant(
         pid, publish=publish, subscribe=subscribe, on_message=on_message or (lambda *a: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import numpy as np
@@ -88,17 +89,17 @@ async def test_slot_switch_keeps_one_continuous_stream() -> None:
         assert tone_level(after, 700) > 0.2 and tone_level(after, 300) < 0.02
 
         log = list(listener.rtp[mid])
-        assert len({ssrc for (_, _, _, ssrc, _) in log}) == 1, "one SSRC per slot"
-        seqs = [seq for (_, seq, _, _, _) in log]
+        assert len({ssrc for (_, _, _, ssrc, _, _) in log}) == 1, "one SSRC per slot"
+        seqs = [seq for (_, seq, _, _, _, _) in log]
         diffs = np.diff(np.array(seqs, dtype=np.int64)) % 65536
         assert np.all(diffs == 1), f"sequence numbers continuous across the switch: {sorted(set(diffs))}"
         # Timestamps advance by 960 per packet, and across the switch by about the elapsed time.
-        for (ta, _, tsa, _, _), (tb, _, tsb, _, _) in zip(log, log[1:], strict=False):
+        for (ta, _, tsa, _, _, _), (tb, _, tsb, _, _, _) in itertools.pairwise(log):
             step = (tsb - tsa) % (1 << 32)
             assert 960 <= step <= (tb - ta + 0.1) * 48000 + 960, (step, tb - ta)
         jumps = [
             (tb, (tsb - tsa) % (1 << 32))
-            for (ta, _, tsa, _, _), (tb, _, tsb, _, _) in zip(log, log[1:], strict=False)
+            for (ta, _, tsa, _, _, _), (tb, _, tsb, _, _, _) in itertools.pairwise(log)
             if (tsb - tsa) % (1 << 32) != 960
         ]
         assert all(abs(t - switched_at) < 0.2 for t, _ in jumps), jumps
@@ -126,7 +127,9 @@ async def test_mixed_bed_follows_the_speaker_side() -> None:
         left = listener.stereo_energy(mixed, t0, t1)
         # Turn the listener around (yaw 180 degrees): the same source at -X is now on its right.
         yaw = np.array([0.0, 1.0, 0.0, 0.0])
-        sfu.update_poses(np.array([1, 2]), np.array([(-4.0, 0.0, -0.5), (0.0, 0.0, 0.0)]), np.stack([IDENTITY, yaw]))
+        sfu.update_poses(
+            np.array([1, 2]), np.array([(-4.0, 0.0, -0.5), (0.0, 0.0, 0.0)]), np.stack([IDENTITY, yaw])
+        )
         t0, t1 = await window(1.0)
         turned = listener.stereo_energy(mixed, t0, t1)
         assert right[1] > 3 * right[0] > 0, right
