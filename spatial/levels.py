@@ -43,8 +43,9 @@ def to_rfc6464(dbov: ArrayLike) -> NDArray[np.uint8]:
 class LevelMeter:
     """Per-source smoothed level: fast attack, slow release (a VU-style meter), keyed by source id.
 
-    attack_ms / release_ms are the time constants of the exponential smoothing in the dB domain
-    when the level rises / falls. Sources missing from a frame fall as if silent.
+    Smoothing is exponential on the RMS amplitude with time constant `attack_ms` while the level
+    rises and `release_ms` while it falls (so a release is a straight line in dB). Sources
+    missing from a frame (`present` False) fall as if silent.
     """
 
     def __init__(self, attack_ms: float = 20.0, release_ms: float = 300.0, frame_ms: float = 20.0) -> None:
@@ -54,32 +55,33 @@ class LevelMeter:
         self._up = 1.0 - np.exp(-frame_ms / attack_ms) if attack_ms > 0 else 1.0
         self._down = 1.0 - np.exp(-frame_ms / release_ms) if release_ms > 0 else 1.0
         self._ids = np.zeros(0, np.int64)
-        self._db = np.zeros(0, np.float64)
+        self._amp = np.zeros(0, np.float64)
 
     def update(
         self, ids: ArrayLike, frames: ArrayLike, present: ArrayLike | None = None
     ) -> NDArray[np.float64]:
         """Feed one frame per source; returns the smoothed dBov of `ids` (same order)."""
         ids_ = np.asarray(ids, dtype=np.int64).reshape(-1)
-        raw = frame_dbov(frames)
-        if raw.shape != ids_.shape:
+        amp = 10.0 ** (frame_dbov(frames) / 20.0)
+        if amp.shape != ids_.shape:
             raise ValueError("one frame per id")
         if present is not None:
-            raw = np.where(np.asarray(present, dtype=bool), raw, SILENCE_DBOV)
+            amp = np.where(np.asarray(present, dtype=bool), amp, 0.0)
         order = np.argsort(ids_)
         sorted_ids = ids_[order]
-        prev = np.full(len(ids_), SILENCE_DBOV)
+        prev = np.zeros(len(ids_))
         if len(self._ids):
             pos = np.minimum(np.searchsorted(self._ids, sorted_ids), len(self._ids) - 1)
             hit = self._ids[pos] == sorted_ids
-            prev[hit] = self._db[pos[hit]]
-        cur = raw[order]
+            prev[hit] = self._amp[pos[hit]]
+        cur = amp[order]
         rate = np.where(cur > prev, self._up, self._down)
         smoothed = prev + rate * (cur - prev)
-        self._ids, self._db = sorted_ids, smoothed
+        self._ids, self._amp = sorted_ids, smoothed
         out = np.empty_like(smoothed)
         out[order] = smoothed
-        return out
+        with np.errstate(divide="ignore"):
+            return np.clip(20.0 * np.log10(out), SILENCE_DBOV, 0.0)
 
 
 @dataclass(frozen=True)
