@@ -22,8 +22,10 @@ from aiortc import RTCIceServer
 from aiortc.rtp import RtpPacket
 from numpy.typing import NDArray
 
+from spatial import Mixer
+
 from .forward import OutSlot, Publisher
-from .mix import GainFunction, MixEngine
+from .mix import MixEngine
 from .peer import Peer
 from .slots import assign_slots
 
@@ -138,14 +140,14 @@ class SFU:
         *,
         encode: Callable[[dict[str, Any]], bytes] = msgpack.packb,
         on_gone: OnGone | None = None,
-        gains: GainFunction | None = None,
+        mixer: Mixer | None = None,
     ) -> None:
         self.config = config or SFUConfig()
         self.encode = encode
         self.on_gone = on_gone
         self._sessions: dict[int, _Session] = {}
         self._mixer = MixEngine(
-            bitrate=self.config.opus_bitrate, complexity=self.config.opus_complexity, gains=gains
+            bitrate=self.config.opus_bitrate, complexity=self.config.opus_complexity, mixer=mixer
         )
         self._watchdog: asyncio.Task[None] | None = None
         self._closing: set[int] = set()

@@ -1,10 +1,11 @@
 """The mixed track: each listener's stereo bed of the sources it hears but does not get forwarded.
 
 One asyncio task runs a drift-free 20 ms clock for all listeners. Each tick it takes one 20 ms frame
-from every decoded source, computes each listener's bed with the gains of its sources, groups the
-listeners whose beds are identical (same sources, same gains: e.g. everyone far from a stage hears
-only the stage, flat), encodes each distinct bed once (48 kHz stereo Opus) and fans the packet out
-through every member's mixed slot, which rewrites it into that listener's RTP stream.
+from every decoded source and hands frames, poses and each listener's source list (CSR) to
+`spatial.Mixer`, which computes every listener's bed (distance model, pan law, gain ramps) and
+returns one buffer per *distinct* bed (e.g. everyone far from a stage hears only the stage, flat).
+Each distinct bed is encoded once (48 kHz stereo Opus) and the packet fanned out through every
+member's mixed slot, which rewrites it into that listener's RTP stream.
 
 Sources are decoded only while at least one listener mixes them (`MixEngine.wanted_sources`).
 """
@@ -16,12 +17,14 @@ import contextlib
 import fractions
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import av
 import numpy as np
 from numpy.typing import NDArray
+
+from spatial import Mixer
 
 from .forward import OutSlot
 
@@ -33,50 +36,6 @@ TICK = FRAME / SAMPLE_RATE
 _MAX_BUFFER = 6 * FRAME  # per-source decoded backlog bound (120 ms)
 _PREFETCH = 2 * FRAME  # start (or restart after an underrun) with 40 ms in hand
 _TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
-
-# gains(listener_position (3,), listener_quaternion (4,), source_positions (k, 3)) -> (k, 2) L/R gains
-GainFunction = Callable[[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
-
-
-def simple_gains(
-    reference_distance: float = 1.0, rolloff: float = 1.0, max_distance: float = 1e9
-) -> GainFunction:
-    """Inverse-clamped distance gain (OpenAL default model) with the Web Audio equal-power pan.
-
-    Used when no `spatial` mixer is plugged in. Listener forward is -Z, right is +X.
-    """
-
-    def gains(
-        lp: NDArray[np.float64], lq: NDArray[np.float64], sp: NDArray[np.float64]
-    ) -> NDArray[np.float64]:
-        offsets = sp - lp
-        dist = np.linalg.norm(offsets, axis=1)
-        d = np.clip(dist, reference_distance, max_distance)
-        g = reference_distance / (reference_distance + rolloff * (d - reference_distance))
-        # Rotate world offsets into listener space: v' = R(q)^T v.
-        x, y, z, w = lq
-        rot = np.array(
-            [
-                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-            ]
-        )
-        local = offsets @ rot
-        az = np.arctan2(local[:, 0], -local[:, 2])  # 0 ahead, +pi/2 right
-        az = np.where(az > np.pi / 2, np.pi - az, az)
-        az = np.where(az < -np.pi / 2, -np.pi - az, az)
-        pos = (az + np.pi / 2) / np.pi
-        pan = np.stack([np.cos(pos * np.pi / 2), np.sin(pos * np.pi / 2)], axis=1)
-        pan[dist < 1e-6] = np.sqrt(0.5)
-        out: NDArray[np.float64] = pan * g[:, None]
-        return out
-
-    return gains
-
-
-FLAT_GAINS = np.array([np.sqrt(0.5), np.sqrt(0.5)])  # unattenuated, centred (equal power)
-
 
 class SourceDecoder:
     """Decodes one publisher's Opus payloads into a bounded mono sample FIFO."""
@@ -140,10 +99,10 @@ class TickReport:
 class MixEngine:
     """All mixed beds of one SFU, on one 20 ms clock."""
 
-    def __init__(self, *, bitrate: int, complexity: int, gains: GainFunction | None = None) -> None:
+    def __init__(self, *, bitrate: int, complexity: int, mixer: Mixer | None = None) -> None:
         self.bitrate = bitrate
         self.complexity = complexity
-        self.gains = gains or simple_gains()
+        self.mixer = mixer or Mixer()
         self.listeners: dict[int, MixListener] = {}
         self.decoders: dict[int, SourceDecoder] = {}
         self._pose_index: dict[int, int] = {}
@@ -229,30 +188,48 @@ class MixEngine:
         now = time.time() if now is None else now
         tick = self.tick_count
         self.tick_count += 1
-        frames: dict[int, NDArray[np.float32]] = {}
-        for pid, dec in self.decoders.items():
-            frame = dec.pop()
-            if frame is not None:
-                frames[pid] = frame
         report = TickReport(listeners=len(self.listeners))
-        groups: dict[tuple[object, ...], list[MixListener]] = {}
-        gains_of: dict[tuple[object, ...], tuple[list[int], NDArray[np.float64]]] = {}
-        for entry in self.listeners.values():
-            active = [s for s in entry.sources if s in frames]
-            if not active:
-                continue
-            g = self._gains(entry, active)
-            key: tuple[object, ...] = (*active, *np.round(g * 1000).astype(np.int32).ravel().tolist())
-            members = groups.get(key)
-            if members is None:
-                groups[key] = [entry]
-                gains_of[key] = (active, g)
-            else:
-                members.append(entry)
-        for key, members in groups.items():
-            active, g = gains_of[key]
-            stack = np.stack([frames[s] for s in active])  # (k, FRAME)
-            bed = g.T.astype(np.float32) @ stack  # (2, FRAME)
+        source_ids = list(self.decoders)
+        frames = np.zeros((len(source_ids), FRAME), np.float32)
+        present = np.zeros(len(source_ids), bool)
+        for row, pid in enumerate(source_ids):
+            frame = self.decoders[pid].pop()
+            if frame is not None:
+                frames[row] = frame
+                present[row] = True
+        if not self.listeners or not present.any():
+            report.seconds = time.perf_counter() - t0
+            self.last = report
+            return report
+        row_of: dict[int, int] = {pid: row for row, pid in enumerate(source_ids)}
+        entries = list(self.listeners.values())
+        indptr = [0]
+        indices: list[int] = []
+        flat: list[bool] = []
+        for entry in entries:
+            for s in entry.sources:
+                if s in row_of:
+                    indices.append(row_of[s])
+                    flat.append(s in entry.flat)
+            indptr.append(len(indices))
+        result = self.mixer.mix(
+            frames,
+            self._pose_rows(source_ids)[0],
+            *self._pose_rows([e.pid for e in entries]),
+            np.array(indptr),
+            np.array(indices, dtype=np.int64),
+            flat=np.array(flat, dtype=bool),
+            present=present,
+            source_ids=np.array(source_ids, dtype=np.uint32),
+            listener_ids=np.array([e.pid for e in entries], dtype=np.uint32),
+        )
+        members_of: dict[int, list[MixListener]] = {}
+        for entry, buffer in zip(entries, result.listener_buffer.tolist(), strict=True):
+            members_of.setdefault(buffer, []).append(entry)
+        for buffer, members in members_of.items():
+            bed = result.buffers[buffer]
+            if not bed.any():
+                continue  # nothing audible: send nothing (the client hears silence)
             leader = min(members, key=lambda m: m.pid)
             payloads = self._encode(leader, bed, tick)
             report.encodes += 1
@@ -267,28 +244,31 @@ class MixEngine:
                     member.last_tick = tick
                     member.beds += 1
                     report.packets += 1
-        report.beds = len(groups)
-        report.groups = [len(m) for m in groups.values()]
+        report.beds = report.encodes
+        report.groups = [len(m) for m in members_of.values()]
         report.seconds = time.perf_counter() - t0
         self.encodes += report.encodes
         self.last = report
         return report
 
-    def _gains(self, entry: MixListener, active: list[int]) -> NDArray[np.float64]:
-        g = np.empty((len(active), 2))
-        flat = entry.flat
-        li = self._pose_index.get(entry.pid)
-        positional = [i for i, s in enumerate(active) if s not in flat and s in self._pose_index]
-        g[:] = FLAT_GAINS
-        if li is not None and positional:
-            rows = [self._pose_index[active[i]] for i in positional]
-            g[positional] = self.gains(self._positions[li], self._quats[li], self._positions[rows])
-        return g
+    def _pose_rows(self, pids: list[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Positions and orientations of `pids` (origin / identity for one without a pose yet)."""
+        pos = np.zeros((len(pids), 3))
+        quat = np.zeros((len(pids), 4))
+        quat[:, 3] = 1.0
+        rows = [self._pose_index.get(p, -1) for p in pids]
+        have = [i for i, r in enumerate(rows) if r >= 0]
+        if have:
+            idx = [rows[i] for i in have]
+            pos[have] = self._positions[idx]
+            quat[have] = self._quats[idx]
+        return pos, quat
 
     def _encode(self, leader: MixListener, bed: NDArray[np.float32], tick: int) -> list[bytes]:
         enc = leader.encoder
         if enc is None:
             enc = leader.encoder = self._new_encoder()
+        # The mixer's planar float bed (2, N), already soft-limited, to interleaved s16.
         pcm = (np.clip(bed.T, -1.0, 1.0) * 32767).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
