@@ -12,7 +12,7 @@
 See docs/clients.md.
 """
 
-from . import audio, wire
+from . import audio, bots, wire
 from .audio import LevelMeter, PcmTrack, distance_gain
 from .backoff import Backoff
 from .client import Client, JoinError, connect
@@ -58,6 +58,7 @@ __all__ = [
     "SlotMap",
     "SlotsChanged",
     "audio",
+    "bots",
     "connect",
     "distance_gain",
     "wire",

@@ -287,8 +287,20 @@ class Client:
 
     async def start(self, timeout: float = 20.0) -> None:
         """Join once (raising JoinError on refusal), then keep the session alive in the background."""
-        await asyncio.wait_for(self._join(), timeout)
+        try:
+            await asyncio.wait_for(self._join(), timeout)
+        except TimeoutError:
+            progress = self._join_progress()
+            await self._teardown()
+            raise JoinError(f"join timed out after {timeout:g} s: {progress}") from None
         self._supervisor = asyncio.create_task(self._supervise())
+
+    def _join_progress(self) -> str:
+        if self.participant_id is None:
+            return "no welcome from the server"
+        if self._pc is None:
+            return "welcome received, but no WebRTC offer from the server"
+        return f"offer answered, peer connection {self._pc.connectionState}"
 
     async def _supervise(self) -> None:
         while not self._closed:
