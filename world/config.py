@@ -190,6 +190,7 @@ class AudioInterest(_Strict):
     hearing_radius: float = Field(default=40.0, gt=0)
     max_forwarded: int = Field(default=8, ge=0, le=64)
     max_mixed: int = Field(default=64, ge=0)
+    speaking_threshold: float = Field(default=0.05, ge=0, le=1)
 
 
 class VideoInterest(_Strict):
@@ -324,6 +325,7 @@ class WorldConfig(_Strict):
             position_max=i.position.max,
             position_tiers=tuple(PositionTier(t.distance, t.rate_hz) for t in i.position.tiers),
             hysteresis=i.hysteresis,
+            speaking_threshold=i.audio.speaking_threshold,
             zones=tuple(
                 Zone(
                     name=z.name,

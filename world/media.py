@@ -99,6 +99,11 @@ class MediaBackend(Protocol):
     def voice_in(self, pid: int, codec: str, seq: int, pcm: bytes) -> None:
         """A 20 ms voice frame from a websocket-transport client."""
 
+    def audio_levels(self, ids: np.ndarray) -> np.ndarray | None:
+        """Smoothed linear speaking level (0..1) of each id's published audio, or None if unknown.
+        The interest engine gives current speakers priority for forwarded slots."""
+        ...
+
     def stats(self) -> dict[str, Any]:
         """Counters for /healthz and the admin API."""
         ...
@@ -141,6 +146,9 @@ class NullMedia:
 
     def voice_in(self, pid: int, codec: str, seq: int, pcm: bytes) -> None:
         self.voice_frames += 1
+
+    def audio_levels(self, ids: np.ndarray) -> np.ndarray | None:
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from world import protocol
-from world.media import FLAG_AUDIO, FLAG_HIDDEN, FLAG_VIDEO, ListenerView, TickFrame
+from world.media import FLAG_AUDIO, FLAG_VIDEO, ListenerView, TickFrame
 
 if TYPE_CHECKING:
     from world.room import World
@@ -65,14 +65,11 @@ class TickLoop:
         self.tick += 1
         tick = self.tick
         ids, positions, quats, flags = w.table.snapshot()
-        hidden = (flags & FLAG_HIDDEN) != 0
-        visible = ~hidden
-        audio_src = ((flags & FLAG_AUDIO) != 0) & visible
-        video_src = ((flags & FLAG_VIDEO) != 0) & visible
-        listening = np.array(
-            [w.participants[int(pid)].session is not None for pid in ids], dtype=bool
-        )
-        result = w.interest.step(ids, positions, audio_src, video_src, listening, visible)
+        listening = np.array([w.participants[int(pid)].session is not None for pid in ids], dtype=bool)
+        levels = w.media.audio_levels(ids)
+        if levels is None or len(levels) != len(ids):
+            levels = np.zeros(len(ids), dtype=np.float32)
+        result = w.interest.step(ids, positions, quats, flags, levels, listening)
 
         row_of = {int(pid): r for r, pid in enumerate(ids)}
         views: dict[int, ListenerView] = {}
