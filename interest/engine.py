@@ -105,6 +105,7 @@ class _Prev:
     src: I64
     ids: I64
     attr: npt.NDArray[np.generic]
+    col: I64  # position in last tick's row
 
 
 class InterestEngine:
@@ -145,14 +146,16 @@ class InterestEngine:
         video = w.plain(w.pub_v, self._params.video_max, self._params.video_radius, prev["video"])
         p = self._params
         positions = w.plain(w.visible, p.position_max, p.position_radius, prev["positions"])
+        keys = {"forwarded": fwd, "mixed": mixed, "video": video, "positions": positions}
+        joins = {c: w.join(prev[c], keys[c]) for c in CATEGORIES}
+        tiers = w.tiers(positions, _prev_attr(prev["positions"], joins["positions"][0], -1))
         sets = {
-            "forwarded": w.to_csr(fwd, w.flat_attr(fwd)),
-            "mixed": w.to_csr(mixed, w.flat_attr(mixed)),
-            "video": w.to_csr(video, np.zeros(video.shape, dtype=bool)),
+            "forwarded": w.to_csr(fwd, w.flat_attr(fwd[fwd != EMPTY])),
+            "mixed": w.to_csr(mixed, w.flat_attr(mixed[mixed != EMPTY])),
+            "video": w.to_csr(video, np.zeros(int((video != EMPTY).sum()), dtype=bool)),
+            "positions": w.to_csr(positions, tiers),
         }
-        tiers = w.tiers(positions, prev["positions"])
-        sets["positions"] = w.to_csr(positions, tiers)
-        diffs = {c: w.diff(prev[c], sets[c]) for c in CATEGORIES}
+        diffs = {c: w.diff(prev[c], sets[c], *joins[c]) for c in CATEGORIES}
         self._prev_ids = w.ids.copy()
         self._prev_sets = sets
         return TickResult(
@@ -199,6 +202,7 @@ class _World:
     flat_rows: I64
     flat_src: I64
     flat_fwd: BoolA
+    row_of_id: I64 | None
 
     @classmethod
     def build(
@@ -238,6 +242,12 @@ class _World:
             raise ValueError("ids must be unique")
         w.rank = np.empty(n, dtype=np.int64)
         w.rank[w.order] = np.arange(n, dtype=np.int64)
+        # Ids are small integers handed out by the world: a dense id -> row table beats a binary search.
+        top = int(w.sorted_ids[-1]) if n else 0
+        w.row_of_id = None
+        if n and top < 4 * n + 4096:
+            w.row_of_id = np.full(top + 1, -1, dtype=np.int64)
+            w.row_of_id[w.ids] = np.arange(n, dtype=np.int64)
         w.n = n
         w.visible = (fl & AvatarFlags.HIDDEN) == 0
         w.pub_a = w.visible & ((fl & AvatarFlags.PUBLISH_AUDIO) != 0)
@@ -393,6 +403,7 @@ class _World:
             np.concatenate([prev_fwd.src, prev_mixed.src]),
             np.concatenate([prev_fwd.ids, prev_mixed.ids]),
             np.concatenate([prev_fwd.attr, prev_mixed.attr]),
+            np.concatenate([prev_fwd.col, prev_mixed.col]),
         )
         hr, hs = self.hysteresis_extras(both, self.pub_a, self.p.hearing_radius, True)
         if len(hr):
@@ -422,81 +433,103 @@ class _World:
         return (keys >> np.uint64(63)) == 0
 
     def to_csr(self, keys: Keys, attr: npt.NDArray[np.generic]) -> CsrSets:
+        """`attr` is aligned with the valid keys in row-major order."""
         valid = keys != EMPTY
         indptr = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(valid.sum(axis=1), out=indptr[1:])
         src = self.order[key_rank(keys[valid])]
-        return CsrSets(indptr, self.ids[src], attr[valid])
+        return CsrSets(indptr, self.ids[src], attr)
 
-    def tiers(self, keys: Keys, prev: _Prev) -> npt.NDArray[np.int8]:
+    def tiers(self, keys: Keys, prev_tier: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
+        """Tier of each valid key (row-major order), given the pair's previous tier (-1 if new)."""
         tiers = self.p.position_tiers
-        if not tiers:
-            return np.zeros(keys.shape, dtype=np.int8)
-        dist = np.array([t.distance for t in tiers], dtype=np.float64)
-        d = np.sqrt(key_d2(keys).astype(np.float64))
-        raw = np.minimum(np.searchsorted(dist, d, side="right"), len(dist) - 1)
-        # Previous tier of the same pair, if any.
         valid = keys != EMPTY
-        rows = np.broadcast_to(np.arange(self.n, dtype=np.int64)[:, None], keys.shape)[valid]
-        src = self.src_rows(keys)[valid]
-        ok = prev.src >= 0
-        pk = prev.rows[ok] * self.n + prev.src[ok]
-        pt = prev.attr[ok].astype(np.int64)
-        o = np.argsort(pk)
-        pk, pt = pk[o], pt[o]
-        q = rows * self.n + src
-        i = np.minimum(np.searchsorted(pk, q), max(len(pk) - 1, 0))
-        found = (len(pk) > 0) & (pk[i] == q) if len(pk) else np.zeros(len(q), dtype=bool)
-        old = np.where(found, pt[i] if len(pk) else 0, len(dist))
-        r = raw[valid]
-        dv = d[valid]
-        keep_old = found & (r > old) & (dv < dist[np.minimum(old, len(dist) - 1)] * (1.0 + self.p.hysteresis))
-        out = np.zeros(keys.shape, dtype=np.int8)
-        out[valid] = np.where(keep_old, old, r).astype(np.int8)
-        return out
+        if not tiers:
+            return np.zeros(int(valid.sum()), dtype=np.int8)
+        dist = np.array([t.distance for t in tiers], dtype=np.float64)
+        d = np.sqrt(key_d2(keys[valid]).astype(np.float64))
+        raw = np.minimum(np.searchsorted(dist, d, side="right"), len(dist) - 1)
+        old = np.clip(prev_tier, 0, len(dist) - 1)
+        keep_old = (prev_tier >= 0) & (raw > prev_tier) & (d < dist[old] * (1.0 + self.p.hysteresis))
+        return np.where(keep_old, prev_tier, raw).astype(np.int8)
 
     def map_prev(self, prev_ids: I64, sets: CsrSets) -> _Prev:
         """Last tick's entries of a category, keyed by id, mapped onto this tick's rows."""
         lrow = self.lookup(prev_ids)
-        rows = np.repeat(lrow, sets.counts())
+        counts = sets.counts()
+        rows = np.repeat(lrow, counts)
+        col = np.arange(sets.nnz, dtype=np.int64) - np.repeat(sets.indptr[:-1], counts)
         keep = rows >= 0
         ids = sets.ids[keep]
-        return _Prev(rows[keep], self.lookup(ids), ids, sets.attr[keep])
+        return _Prev(rows[keep], self.lookup(ids), ids, sets.attr[keep], col[keep])
 
     def lookup(self, ids: I64) -> I64:
         """Current row of each id, -1 if absent."""
         if self.n == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64)
+        if self.row_of_id is not None:
+            table = self.row_of_id
+            inside = ids < len(table)
+            return np.where(inside, table[np.where(inside, ids, 0)], -1)
         i = np.minimum(np.searchsorted(self.sorted_ids, ids), self.n - 1)
         return np.where(self.sorted_ids[i] == ids, self.order[i], -1)
 
-    def diff(self, prev: _Prev, new: CsrSets) -> CsrDiff:
+    def join(self, prev: _Prev, keys: Keys) -> tuple[I64, BoolA]:
+        """Match this tick's entries (valid `keys`, row-major) with last tick's by (row, id).
+
+        Returns the index of the matching previous entry for each new entry (-1 if none) and, per
+        previous entry, whether it is still there. Rows are short, so sorting each row of
+        [previous ids | new ids] is much cheaper than one global sort of all pairs.
+        """
+        n = self.n
+        valid = keys != EMPTY
+        nnz = int(valid.sum())
+        if nnz == 0 or len(prev.rows) == 0:
+            return np.full(nnz, -1, dtype=np.int64), np.zeros(len(prev.rows), dtype=bool)
+        big = np.int64(np.iinfo(np.int64).max)
+        wp = int(prev.col.max()) + 1
+        pm = np.full((n, wp), big, dtype=np.int64)
+        pm[prev.rows, prev.col] = prev.ids << 1
+        pidx = np.zeros((n, wp), dtype=np.int64)
+        pidx[prev.rows, prev.col] = np.arange(len(prev.rows), dtype=np.int64)
+        new_ids = np.where(valid, self.ids[self.src_rows(keys)], 0)
+        nm = np.where(valid, (new_ids << 1) | 1, big)
+        v = np.hstack([pm, nm])
+        order = np.argsort(v, axis=1)
+        s = np.take_along_axis(v, order, axis=1)
+        match = (s[:, :-1] != big) & ((s[:, :-1] >> 1) == (s[:, 1:] >> 1))
+        r, j = np.nonzero(match)
+        p_i = pidx[r, order[r, j]]
+        n_col = order[r, j + 1] - wp
+        # Index of a valid new entry in row-major order.
+        flat_index = np.cumsum(valid.ravel()) - 1
+        n_i = flat_index[r * keys.shape[1] + n_col]
+        prev_of_new = np.full(nnz, -1, dtype=np.int64)
+        prev_of_new[n_i] = p_i
+        matched = np.zeros(len(prev.rows), dtype=bool)
+        matched[p_i] = True
+        return prev_of_new, matched
+
+    def diff(self, prev: _Prev, new: CsrSets, prev_of_new: I64, matched: BoolA) -> CsrDiff:
         n = self.n
         new_rows = new.row_of_entries()
-        pk = (prev.rows << 32) | prev.ids
-        nk = (new_rows << 32) | new.ids
-        allk = np.concatenate([pk, nk])
-        o = np.argsort(allk, kind="stable")
-        sk = allk[o]
-        same = np.zeros(len(sk), dtype=bool)
-        same[:-1] = sk[:-1] == sk[1:]
-        matched = np.zeros(len(allk), dtype=bool)
-        matched[o[:-1][same[:-1]]] = True
-        matched[o[1:][same[:-1]]] = True
-        np_ = len(pk)
-        p_matched, n_matched = matched[:np_], matched[np_:]
-        added = ~n_matched
-        removed = ~p_matched
-        # Attribute changes on matched pairs: o[j] is the prev entry, o[j+1] the new one (stable).
-        j = np.nonzero(same[:-1])[0]
-        pi, ni = o[j], o[j + 1] - np_
-        attr_changed = prev.attr[pi] != new.attr[ni]
-        ch = ni[attr_changed]
+        added = prev_of_new < 0
+        changed = np.zeros(len(added), dtype=bool)
+        if len(prev.attr):
+            changed = ~added & (prev.attr[np.maximum(prev_of_new, 0)] != new.attr)
+        gone = ~matched
         return CsrDiff(
             added=CsrSets.from_rows(new_rows[added], new.ids[added], new.attr[added], n),
-            removed=CsrSets.from_rows(prev.rows[removed], prev.ids[removed], prev.attr[removed], n),
-            changed=CsrSets.from_rows(new_rows[ch], new.ids[ch], new.attr[ch], n),
+            removed=CsrSets.from_rows(prev.rows[gone], prev.ids[gone], prev.attr[gone], n),
+            changed=CsrSets.from_rows(new_rows[changed], new.ids[changed], new.attr[changed], n),
         )
+
+
+def _prev_attr(prev: _Prev, prev_of_new: I64, missing: int) -> I64:
+    found = prev_of_new >= 0
+    out = np.full(len(prev_of_new), missing, dtype=np.int64)
+    out[found] = prev.attr[prev_of_new[found]].astype(np.int64)
+    return out
 
 
 def _merge_extra(base: Keys, rows: I64, keys: Keys, k: int) -> Keys:

@@ -105,7 +105,7 @@ def nearest(
     grid = _Grid(src_pos, src_rank, src_group, q_pos, q_group, k, radius)
     r2 = radius_sq(radius)
     pending = np.arange(n, dtype=np.int64)
-    level = 1
+    level = 2 if grid.cell < radius else 1
     while pending.size:
         keys = grid.candidates(q_pos[pending], q_rank[pending], q_group[pending], level, r2)
         best = smallest_k(keys, k)
@@ -134,7 +134,7 @@ class _Grid:
         hi = np.maximum(xz.max(axis=0), q_pos[:, [0, 2]].max(axis=0)) + 1e-3
         span = np.maximum(hi - lo, 1e-3)
         self.n_groups = int(max(src_group.max(), q_group.max())) + 1
-        cell = min(radius, max(radius / 64.0, _cell_for_k(xz, k, radius)))
+        cell = min(radius, max(radius / 64.0, _cell_for_k(xz, k, radius) / 2.0))
         # Keep the dense cell table bounded: coarser cells only cost more candidates.
         while (
             math.ceil(span[0] / cell) * math.ceil(span[1] / cell) * self.n_groups > MAX_GRID_CELLS
@@ -191,25 +191,33 @@ class _Grid:
         src = np.repeat(start - run_begin, cnt) + arange
         row = np.repeat(np.arange(n, dtype=np.int64), per_row)
         col = arange - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        qp = q_pos.astype(np.float32)
-        ddx = self.sx[src] - qp[row, 0]
-        ddy = self.sy[src] - qp[row, 1]
-        ddz = self.sz[src] - qp[row, 2]
-        d2 = (ddx * ddx + ddy * ddy) + ddz * ddz
+        ddx = self.sx[src]
+        ddx -= q_pos[:, 0][row]
+        ddx *= ddx
+        ddy = self.sy[src]
+        ddy -= q_pos[:, 1][row]
+        ddy *= ddy
+        ddz = self.sz[src]
+        ddz -= q_pos[:, 2][row]
+        ddz *= ddz
+        d2 = ddx
+        d2 += ddy
+        d2 += ddz
         rank = self.srank[src]
-        keys = (d2.view(np.uint32).astype(np.uint64) << D2_SHIFT) | rank
-        drop = (d2 >= r2) | (rank == q_rank[row].astype(np.uint64))
-        keys[drop] = EMPTY
-        m[row, col] = keys
+        keys = d2.view(np.uint32).astype(np.uint64)
+        keys <<= D2_SHIFT
+        keys |= rank
+        keys[(d2 >= r2) | (rank == q_rank.astype(np.uint64)[row])] = EMPTY
+        m.ravel()[row * m.shape[1] + col] = keys
         return m
 
 
 def _cell_for_k(xz: npt.NDArray[np.float64], k: int, radius: float) -> float:
-    """A cell size whose 3x3 block holds about 2k sources where most sources are (density weighted by
-    the sources themselves, so a packed crowd with empty outskirts gets small cells)."""
+    """The radius that holds about k sources where most sources are (density weighted by the sources
+    themselves, so a packed crowd with empty outskirts gets small cells)."""
     coarse = radius / 4.0
     c = np.floor(xz / coarse).astype(np.int64)
     _, counts = np.unique(c[:, 0] * 2_000_003 + c[:, 1], return_counts=True)
     weighted = float((counts.astype(np.float64) ** 2).sum() / counts.sum())
     density = weighted / (coarse * coarse)
-    return math.sqrt(max(k, 1) / (math.pi * density)) * 1.25
+    return math.sqrt(max(k, 1) / (math.pi * density)) * 1.1

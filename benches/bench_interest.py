@@ -1,0 +1,127 @@
+"""Interest engine benchmarks: one tick after warm-up, 10% of avatars moved, three crowd shapes.
+
+Scenarios (densities chosen to look like the real thing):
+
+- ``festival``: a 20 m x 10 m stage with 5 performers (a stage zone, audience everywhere) and a crowd
+  in front of it whose density falls off with distance r from the stage as 2·exp(-r/L) people/m²
+  (2/m² at the barrier; L chosen so the crowd holds N: L = sqrt(N/2π), 40 m for 10k, 126 m for 100k).
+- ``plaza``: uniform wanderers, one person per 36 m² (a square of side 6·sqrt(N) m).
+- ``expo``: booths on a 40 m grid, 40 visitors per booth in a Gaussian blob (σ 4 m), plus 20% of
+  people walking the aisles uniformly.
+
+Everybody publishes audio, 5% publish video, 5% are speaking. Each tick 10% of avatars take a
+step (σ 0.3 m). Default InterestParams (forward 10 m, hearing 40 m, 8 forwarded, 64 mixed,
+position 60 m with 128 peers, video 15 m x 4).
+
+Baseline (``kdtree`` in the name): rebuild a scipy cKDTree and query the `position_max` nearest
+within `position_radius` for everybody, single worker like the engine: the work a straightforward
+implementation does for the largest per-listener set, with no caps per category, zones, hysteresis
+or diffs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from interest import AvatarFlags, Box, InterestEngine, InterestParams, Zone
+
+SIZES = [1000, 10_000, 100_000]
+SCENARIOS = ["festival", "plaza", "expo"]
+STAGE = Zone("main-stage", "stage", Box((-10.0, -1.0, -10.0), (10.0, 4.0, 0.0)))
+
+
+class Scenario:
+    def __init__(self, name: str, n: int, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        self.rng = rng
+        self.n = n
+        pos = np.zeros((n, 3), dtype=np.float32)
+        zones: tuple[Zone, ...] = ()
+        if name == "festival":
+            scale = np.sqrt(n / (2 * np.pi))
+            r = rng.gamma(2.0, scale, n) + 0.5
+            a = rng.uniform(0, np.pi, n)
+            pos[:, 0] = r * np.cos(a)
+            pos[:, 2] = r * np.sin(a)
+            pos[:5, 0] = np.linspace(-8, 8, 5)  # performers on stage
+            pos[:5, 2] = -5.0
+            zones = (STAGE,)
+        elif name == "plaza":
+            side = 6.0 * np.sqrt(n)
+            pos[:, [0, 2]] = rng.uniform(0, side, (n, 2))
+        elif name == "expo":
+            booths = max(1, int(0.8 * n / 40))
+            g = int(np.ceil(np.sqrt(booths)))
+            centres = np.stack(np.meshgrid(np.arange(g), np.arange(g)), -1).reshape(-1, 2)[:booths] * 40.0
+            k = int(0.8 * n)
+            pos[:k, [0, 2]] = centres[rng.integers(0, booths, k)] + rng.normal(0, 4.0, (k, 2))
+            pos[k:, [0, 2]] = rng.uniform(-20, g * 40.0, (n - k, 2))
+        else:
+            raise ValueError(name)
+        self.pos = pos
+        self.ids = rng.permutation(n).astype(np.uint32)
+        self.ori = np.zeros((n, 4), np.float32)
+        self.ori[:, 3] = 1
+        flags = np.full(n, AvatarFlags.PUBLISH_AUDIO, dtype=np.int64)
+        flags[rng.random(n) < 0.05] |= AvatarFlags.PUBLISH_VIDEO
+        flags[:5] |= AvatarFlags.PUBLISH_VIDEO
+        self.flags = flags
+        self.levels = np.where(rng.random(n) < 0.05, 0.5, 0.0).astype(np.float32)
+        self.levels[:5] = 0.8
+        self.params = InterestParams(zones=zones)
+        self.engine = InterestEngine(self.params)
+
+    def move(self) -> None:
+        movers = self.rng.random(self.n) < 0.10
+        step = self.rng.normal(0, 0.3, (int(movers.sum()), 2)).astype(np.float32)
+        self.pos[np.nonzero(movers)[0][:, None], [0, 2]] += step
+
+    def tick(self) -> object:
+        return self.engine.tick(self.ids, self.pos, self.ori, self.flags, self.levels)
+
+    def kdtree(self) -> object:
+        tree = cKDTree(self.pos)
+        p = self.params
+        return tree.query(self.pos, k=p.position_max + 1, distance_upper_bound=p.position_radius, workers=1)
+
+
+_cache: dict[tuple[str, int], Scenario] = {}
+
+
+def scenario(name: str, n: int) -> Scenario:
+    if (name, n) not in _cache:
+        _cache.clear()  # keep one world in memory at a time
+        s = Scenario(name, n)
+        s.tick()  # warm-up: the first tick adds everything
+        s.move()
+        s.tick()
+        _cache[(name, n)] = s
+    return _cache[(name, n)]
+
+
+def rounds(n: int) -> int:
+    return {1000: 20, 10_000: 8, 100_000: 3}[n]
+
+
+def _run(benchmark: Callable[..., object], s: Scenario, fn: Callable[[], object], n: int) -> None:
+    benchmark.pedantic(fn, setup=s.move, rounds=rounds(n), iterations=1)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("avatars", SIZES)
+@pytest.mark.parametrize("world", SCENARIOS)
+def bench_interest_tick(benchmark: Callable[..., object], world: str, avatars: int) -> None:
+    s = scenario(world, avatars)
+    _run(benchmark, s, s.tick, avatars)
+    r = s.tick()
+    assert r.positions.n_rows == avatars  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("avatars", SIZES)
+@pytest.mark.parametrize("world", SCENARIOS)
+def bench_kdtree_baseline(benchmark: Callable[..., object], world: str, avatars: int) -> None:
+    s = scenario(world, avatars)
+    _run(benchmark, s, s.kdtree, avatars)
