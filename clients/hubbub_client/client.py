@@ -86,7 +86,7 @@ class Client:
         url: str,
         token: str,
         *,
-        publish: bool | FrameSource = True,
+        publish: bool | FrameSource | PcmTrack = True,
         subscribe: bool = True,
         decode_audio: bool = True,
         reconnect: bool = True,
@@ -103,6 +103,8 @@ class Client:
         self.voice: PcmTrack | None = None
         if publish is True:
             self.voice = PcmTrack(tone())
+        elif isinstance(publish, PcmTrack):
+            self.voice = publish
         elif publish is not False:
             self.voice = PcmTrack(publish)
 
@@ -667,7 +669,7 @@ async def connect(
     url: str,
     token: str,
     *,
-    publish: bool | FrameSource = True,
+    publish: bool | FrameSource | PcmTrack = True,
     subscribe: bool = True,
     decode_audio: bool = True,
     reconnect: bool = True,
@@ -678,8 +680,8 @@ async def connect(
 
     - `url`: the server (``ws://host:port``; ``/rtc`` is added when missing).
     - `token`: an access token minted with the world's API key (``hubbub token``) or from /dev/token.
-    - `publish`: True publishes a test tone, False nothing, or a frame source (an iterable or async
-      iterator of mono 960-sample numpy arrays, e.g. ``audio.wav_frames("voice.wav")``).
+    - `publish`: True publishes a test tone, False nothing, a frame source (an iterable or async
+      iterator of mono 960-sample numpy arrays, e.g. ``audio.wav_frames("voice.wav")``) or a PcmTrack.
     - `subscribe`: False answers the slot transceivers as inactive (no audio is received).
     - `decode_audio`: False receives RTP but never decodes it (cheap bots).
     """
