@@ -38,7 +38,6 @@ from interest.params import (
 )
 
 
-
 def _as_tuple(v: Any) -> Any:
     # TOML arrays are lists; strict mode wants tuples for fixed-size vectors.
     return tuple(v) if isinstance(v, list) else v
@@ -455,8 +454,7 @@ def _semantic_errors(cfg: Config) -> list[tuple[str, str]]:
                 errors.append(
                     (
                         f"{base}.interest.position.tiers[{ti}].distance",
-                        "tier distances must increase "
-                        f"({tiers[ti].distance} <= {tiers[ti - 1].distance})",
+                        f"tier distances must increase ({tiers[ti].distance} <= {tiers[ti - 1].distance})",
                     )
                 )
         if tiers[-1].distance < w.interest.position.radius:

@@ -61,7 +61,9 @@ class WorldInterest:
             m_flat = mix.attr[mix.indptr[i] : mix.indptr[i + 1]]
             p_ids = pos.ids[pos.indptr[i] : pos.indptr[i + 1]]
             p_tier = pos.attr[pos.indptr[i] : pos.indptr[i + 1]]
-            flat = frozenset(f_ids[f_flat.astype(bool)].tolist()) | frozenset(m_ids[m_flat.astype(bool)].tolist())
+            flat = frozenset(f_ids[f_flat.astype(bool)].tolist()) | frozenset(
+                m_ids[m_flat.astype(bool)].tolist()
+            )
             view = ListenerView(
                 audio_forward=tuple(f_ids.tolist()),
                 audio_mixed=tuple(m_ids.tolist()),

@@ -175,6 +175,15 @@ def _one_of(*choices: str) -> Checker:
     return check
 
 
+def _one_of_int(*choices: int) -> Checker:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or v not in choices:
+            raise ValueError(f"must be one of {', '.join(map(str, choices))}")
+        return int(v)
+
+    return check
+
+
 _REQUIRED = object()
 
 # field name -> (checker, default or _REQUIRED)
@@ -204,6 +213,7 @@ CLIENT_SCHEMAS: dict[str, Schema] = {
         "codec": (_one_of("ulaw16k", "adpcm16k"), _REQUIRED),
         "seq": (_uint, _REQUIRED),
         "pcm": (_bytes, _REQUIRED),
+        "ch": (_one_of_int(1, 2), 1),
     },
     "mute": {"audio": (_bool, _REQUIRED)},
     "ping": {"id": (_int, _REQUIRED)},
@@ -251,6 +261,7 @@ SERVER_SCHEMAS: dict[str, Schema] = {
         "codec": (_one_of("ulaw16k", "adpcm16k"), _REQUIRED),
         "seq": (_uint, _REQUIRED),
         "pcm": (_bytes, _REQUIRED),
+        "ch": (_one_of_int(1, 2), 1),
     },
     "pong": {"id": (_int, _REQUIRED)},
     "bye": {"code": (_int, _REQUIRED), "reason": (_str, _REQUIRED)},

@@ -103,9 +103,9 @@ class TickLoop:
                 msg = protocol.pack_poses(tick, ids[rows], positions[rows], quats[rows])
                 w.deliver(p, msg, channel="state", droppable=True)
 
-        changed = frozenset(
-            lid for lid, v in views.items() if self._views.get(lid) != v
-        ) | frozenset(lid for lid in self._views if lid not in views)
+        changed = frozenset(lid for lid, v in views.items() if self._views.get(lid) != v) | frozenset(
+            lid for lid in self._views if lid not in views
+        )
         self._views = views
         frame = TickFrame(tick, w.name, ids, positions, quats, flags, views, changed)
         try:

@@ -16,6 +16,8 @@ from world import config as cfgmod
 from world.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+BOX = 'shape = {type = "box", min = [0, 0, 0], max = [1, 1, 1]}\n'
+ZONE = '[[worlds.zones]]\nname = "{name}"\nkind = "{kind}"\n'
 
 GOOD = """
 [server]
@@ -54,17 +56,34 @@ def test_good_minimal(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "path", "fragment"),
     [
-        ("[worlds.interest.audio]\nforward_radius = -1\n", "worlds[0].interest.audio.forward_radius", "greater than 0"),
-        ("[worlds.interest.audio]\nforward_radius = 0\n", "worlds[0].interest.audio.forward_radius", "greater than 0"),
+        (
+            "[worlds.interest.audio]\nforward_radius = -1\n",
+            "worlds[0].interest.audio.forward_radius",
+            "greater than 0",
+        ),
+        (
+            "[worlds.interest.audio]\nforward_radius = 0\n",
+            "worlds[0].interest.audio.forward_radius",
+            "greater than 0",
+        ),
         (
             "[worlds.interest.audio]\nforward_radius = 20\nhearing_radius = 10\n",
             "worlds[0].interest.audio.hearing_radius",
             "must be >= forward_radius",
         ),
-        ("[worlds.interest.audio]\nforwad_radius = 3\n", "worlds[0].interest.audio.forwad_radius", "unknown key"),
-        ("[worlds.interest.audio]\nforward_radius = \"far\"\n", "worlds[0].interest.audio.forward_radius", "number"),
         (
-            "[worlds.interest.position]\nradius = 30\ntiers = [{distance = 20, rate_hz = 10}, {distance = 10, rate_hz = 5}]\n",
+            "[worlds.interest.audio]\nforwad_radius = 3\n",
+            "worlds[0].interest.audio.forwad_radius",
+            "unknown key",
+        ),
+        (
+            '[worlds.interest.audio]\nforward_radius = "far"\n',
+            "worlds[0].interest.audio.forward_radius",
+            "number",
+        ),
+        (
+            "[worlds.interest.position]\nradius = 30\n"
+            "tiers = [{distance = 20, rate_hz = 10}, {distance = 10, rate_hz = 5}]\n",
             "worlds[0].interest.position.tiers[1].distance",
             "must increase",
         ),
@@ -73,53 +92,58 @@ def test_good_minimal(tmp_path: Path) -> None:
             "worlds[0].interest.position.tiers[0].distance",
             "reach position.radius",
         ),
-        ("[worlds.interest.position]\ntiers = [{distance = 20}]\n", "worlds[0].interest.position.tiers[0].rate_hz", "missing"),
-        ("[worlds.audio]\ndistance_model = \"cubic\"\n", "worlds[0].audio.distance_model", "inverse"),
-        ("[worlds.audio]\npan_law = \"mono\"\n", "worlds[0].audio.pan_law", "equal_power"),
-        ("[worlds.audio]\nopus_complexity = 11\n", "worlds[0].audio.opus_complexity", "less than or equal to 10"),
-        ("[worlds.audio]\nmixing = \"yes\"\n", "worlds[0].audio.mixing", "boolean"),
         (
-            "[[worlds.zones]]\nname = \"s\"\nkind = \"stage\"\nshape = {type = \"box\", min = [0, 0, 0], max = [1, 1, 1]}\n",
+            "[worlds.interest.position]\ntiers = [{distance = 20}]\n",
+            "worlds[0].interest.position.tiers[0].rate_hz",
+            "missing",
+        ),
+        ('[worlds.audio]\ndistance_model = "cubic"\n', "worlds[0].audio.distance_model", "inverse"),
+        ('[worlds.audio]\npan_law = "mono"\n', "worlds[0].audio.pan_law", "equal_power"),
+        (
+            "[worlds.audio]\nopus_complexity = 11\n",
+            "worlds[0].audio.opus_complexity",
+            "less than or equal to 10",
+        ),
+        ('[worlds.audio]\nmixing = "yes"\n', "worlds[0].audio.mixing", "boolean"),
+        (
+            ZONE.format(name="s", kind="stage") + BOX,
             "worlds[0].zones[0].audience",
             "needs an audience",
         ),
         (
-            "[[worlds.zones]]\nname = \"far\"\nkind = \"private\"\nshape = {type = \"cylinder\", center = [9, 0], radius = 5}\n",
+            ZONE.format(name="far", kind="private")
+            + 'shape = {type = "cylinder", center = [9, 0], radius = 5}\n',
             "worlds[0].zones[0].shape",
             "outside the world bounds",
         ),
         (
-            "[[worlds.zones]]\nname = \"p\"\nkind = \"private\"\nshape = {type = \"polygon\", points = [[0, 0], [1, 0]]}\n",
+            ZONE.format(name="p", kind="private") + 'shape = {type = "polygon", points = [[0, 0], [1, 0]]}\n',
             "worlds[0].zones[0].shape.points",
             "at least 3",
         ),
         (
-            "[[worlds.zones]]\nname = \"p\"\nkind = \"private\"\nshape = {type = \"sphere\", radius = 1}\n",
+            '[[worlds.zones]]\nname = "p"\nkind = "private"\nshape = {type = "sphere", radius = 1}\n',
             "worlds[0].zones[0].shape",
             "box",
         ),
         (
-            "[[worlds.zones]]\nname = \"p\"\nkind = \"party\"\nshape = {type = \"box\", min = [0, 0, 0], max = [1, 1, 1]}\n",
+            ZONE.format(name="p", kind="party") + BOX,
             "worlds[0].zones[0].kind",
             "stage",
         ),
         (
-            "[[worlds.zones]]\nname = \"p\"\nkind = \"private\"\nshape = {type = \"box\", min = [0, 0, 0], max = [1, 1, 1]}\n"
-            "audience = {type = \"box\", min = [0, 0, 0], max = [1, 1, 1]}\n",
+            ZONE.format(name="p", kind="private") + BOX + BOX.replace("shape", "audience"),
             "worlds[0].zones[0].audience",
             "only stage zones",
         ),
         ("tick_rate = 0\n", "worlds[0].tick_rate", "greater than 0"),
         ("max_speed = -3\n", "worlds[0].max_speed", "greater than 0"),
-        ("colour = \"red\"\n", "worlds[0].colour", "unknown key"),
+        ('colour = "red"\n', "worlds[0].colour", "unknown key"),
     ],
 )
 def test_world_mistakes(tmp_path: Path, extra: str, path: str, fragment: str) -> None:
     # Settings that belong to the [[worlds]] table go right after its keys.
-    if "=" in extra.split("\n")[0] and not extra.startswith("["):
-        text = GOOD + extra
-    else:
-        text = GOOD + "\n" + extra
+    text = GOOD + "\n" + extra  # plain keys land in the [[worlds]] table, tables after it
     err = check(tmp_path, text)
     paths = [p for p, _ in err.errors]
     assert path in paths, err
@@ -129,7 +153,9 @@ def test_world_mistakes(tmp_path: Path, extra: str, path: str, fragment: str) ->
 
 
 def test_spawn_outside_bounds(tmp_path: Path) -> None:
-    err = check(tmp_path, GOOD.replace("spawn_points = [[0, 0, 0]]", "spawn_points = [[0, 0, 0], [50, 0, 0]]"))
+    err = check(
+        tmp_path, GOOD.replace("spawn_points = [[0, 0, 0]]", "spawn_points = [[0, 0, 0], [50, 0, 0]]")
+    )
     assert err.errors == [("worlds[0].spawn_points[1]", "spawn point [50.0, 0.0, 0.0] is outside bounds")]
 
 
@@ -145,7 +171,7 @@ def test_duplicate_world_names(tmp_path: Path) -> None:
 
 
 def test_wrong_types_and_unknown_server_keys(tmp_path: Path) -> None:
-    err = check(tmp_path, GOOD.replace("[server]", "[server]\nport = \"eighty\"\nhots = \"x\""))
+    err = check(tmp_path, GOOD.replace("[server]", '[server]\nport = "eighty"\nhots = "x"'))
     got = dict(err.errors)
     assert "integer" in got["server.port"] and "'eighty'" in got["server.port"]
     assert got["server.hots"] == "unknown key"
@@ -183,7 +209,9 @@ def test_secret_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     bad = GOOD.replace('{ main = "0123456789abcdef0123456789abcdef" }', '{ m = { file = "nope.txt" } }')
     got = dict(check(tmp_path, bad).errors)
     assert "cannot read secret file" in got["server.keys.m"]
-    bad = GOOD.replace('{ main = "0123456789abcdef0123456789abcdef" }', '{ n = { env = "A", file = "b" }, o = 3 }')
+    bad = GOOD.replace(
+        '{ main = "0123456789abcdef0123456789abcdef" }', '{ n = { env = "A", file = "b" }, o = 3 }'
+    )
     got = dict(check(tmp_path, bad).errors)
     assert "exactly one" in got["server.keys.n"]
     assert "a key secret is a string" in got["server.keys.o"]
@@ -204,7 +232,9 @@ def test_no_worlds_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_interest_params_conversion(tmp_path: Path) -> None:
-    text = GOOD + """
+    text = (
+        GOOD
+        + """
 tick_rate = 30
 [worlds.interest]
 hysteresis = 0.2
@@ -225,12 +255,23 @@ kind = "private"
 open = true
 shape = { type = "polygon", points = [[2, 2], [4, 2], [4, 4]], y_min = 0, y_max = 3 }
 """
+    )
     p = tmp_path / "i.toml"
     p.write_text(text)
     params = load_config(p).worlds[0].interest_params()
     assert isinstance(params, InterestParams)
-    assert (params.forward_radius, params.hearing_radius, params.max_forwarded, params.max_mixed) == (4, 9, 3, 7)
-    assert (params.video_radius, params.video_max, params.position_radius, params.position_max) == (6, 2, 8, 50)
+    assert (params.forward_radius, params.hearing_radius, params.max_forwarded, params.max_mixed) == (
+        4,
+        9,
+        3,
+        7,
+    )
+    assert (params.video_radius, params.video_max, params.position_radius, params.position_max) == (
+        6,
+        2,
+        8,
+        50,
+    )
     assert params.position_tiers == (PositionTier(4, 30), PositionTier(8, 5))
     assert params.hysteresis == 0.2
     stage, room = params.zones
@@ -290,14 +331,21 @@ def test_sample_config_mentions_every_field() -> None:
 def test_cli_check_exit_codes(tmp_path: Path) -> None:
     good = subprocess.run(
         [sys.executable, "-m", "world.cli", "check", str(ROOT / "examples" / "town_hall.toml")],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert good.returncode == 0, good.stderr
     assert "town_hall" in good.stdout and "stage (stage)" in good.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(GOOD.replace("[[worlds]]", "[[worlds]]\nmax_speed = 0"))
     res = subprocess.run(
-        [sys.executable, "-m", "world.cli", "check", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "world.cli", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert res.returncode == 2
     assert f"{bad}: worlds[0].max_speed: Input should be greater than 0" in res.stderr

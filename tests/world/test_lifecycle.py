@@ -77,8 +77,12 @@ async def test_hot_reload_changes_radii_keeps_sessions(tmp_path: Path) -> None:
         path.write_text(CONFIG.format(key=KEY, secret=SECRET, forward=-1))
         os.utime(path, ns=(0, 10**18))
         await wait_for(
-            lambda: h.server.metrics.registry.get_sample_value("hubbub_config_reloads_total", {"result": "rejected"})
-            == 1
+            lambda: (
+                h.server.metrics.registry.get_sample_value(
+                    "hubbub_config_reloads_total", {"result": "rejected"}
+                )
+                == 1
+            )
         )
         assert world.cfg.interest.audio.forward_radius == 10.0
         await a.send({"t": "ping", "id": 2})

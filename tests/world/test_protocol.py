@@ -14,33 +14,64 @@ from world.protocol import CLIENT_SCHEMAS, SERVER_SCHEMAS, ErrorCode, ProtocolEr
 CLIENT_MESSAGES = [
     {"t": "join", "v": 1, "token": "tok", "transport": "websocket", "resume": "r"},
     {"t": "answer", "sdp": "v=0\r\n"},
-    {"t": "ice", "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host", "sdpMid": "0",
-     "sdpMLineIndex": 0},
+    {
+        "t": "ice",
+        "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+    },
     {"t": "pose", "p": [1.5, 0.0, -2.25], "q": [0.0, 0.70710678, 0.0, 0.70710678], "seq": 12},
     {"t": "data", "topic": "chat", "payload": b"\x00\xffhi", "reliable": False, "to": [1, 2]},
-    {"t": "voice", "codec": "ulaw16k", "seq": 3, "pcm": bytes(range(256))},
+    {"t": "voice", "codec": "ulaw16k", "seq": 3, "pcm": bytes(range(256)), "ch": 1},
     {"t": "mute", "audio": True},
     {"t": "ping", "id": 42},
     {"t": "leave"},
 ]
 
 SERVER_MESSAGES = [
-    {"t": "welcome", "v": 1, "participant_id": 3, "identity": "ann", "name": "Ann",
-     "grants": {"can_publish": True}, "resume": "xyz", "resumed": False,
-     "world": {"name": "plaza", "bounds": {"min": [-1, -1, -1], "max": [1, 1, 1]}},
-     "ice_servers": [{"urls": ["stun:stun.example.org"]}], "spawn": {"p": [0, 0, 0], "q": [0, 0, 0, 1]}},
-    {"t": "offer", "sdp": "v=0", "slots": {"audio": ["0", "1"], "mixed": "2", "video": [], "publish_audio": "3"}},
+    {
+        "t": "welcome",
+        "v": 1,
+        "participant_id": 3,
+        "identity": "ann",
+        "name": "Ann",
+        "grants": {"can_publish": True},
+        "resume": "xyz",
+        "resumed": False,
+        "world": {"name": "plaza", "bounds": {"min": [-1, -1, -1], "max": [1, 1, 1]}},
+        "ice_servers": [{"urls": ["stun:stun.example.org"]}],
+        "spawn": {"p": [0, 0, 0], "q": [0, 0, 0, 1]},
+    },
+    {
+        "t": "offer",
+        "sdp": "v=0",
+        "slots": {"audio": ["0", "1"], "mixed": "2", "video": [], "publish_audio": "3"},
+    },
     {"t": "ice", "candidate": "c", "sdpMid": None, "sdpMLineIndex": None},
     {"t": "error", "code": 101, "message": "unknown message type 'x'", "ref": "x"},
     {"t": "slots", "audio": [4, None, 7], "video": [None], "flat": [False, True, False]},
-    {"t": "enter", "participants": [{"id": 4, "identity": "bob", "name": "Bob", "p": [1.0, 0.0, 0.0],
-                                     "q": [0.0, 0.0, 0.0, 1.0], "audio": True, "video": False}]},
+    {
+        "t": "enter",
+        "participants": [
+            {
+                "id": 4,
+                "identity": "bob",
+                "name": "Bob",
+                "p": [1.0, 0.0, 0.0],
+                "q": [0.0, 0.0, 0.0, 1.0],
+                "audio": True,
+                "video": False,
+            }
+        ],
+    },
     {"t": "exit", "ids": [4, 9]},
-    protocol.pack_poses(7, np.array([1, 2]), np.array([[1, 2, 3], [-4, 5.5, 6]]), np.array([[0, 0, 0, 1]] * 2)),
+    protocol.pack_poses(
+        7, np.array([1, 2]), np.array([[1, 2, 3], [-4, 5.5, 6]]), np.array([[0, 0, 0, 1]] * 2)
+    ),
     {"t": "speakers", "ids": [1, 2], "levels": [-20.5, -41.0]},
     {"t": "data", "from": 2, "topic": "chat", "payload": b"\x01\x02"},
     {"t": "corrected", "p": [1.0, 2.0, 3.0], "q": [0.0, 0.0, 0.0, 1.0], "reason": "speed"},
-    {"t": "voice", "from": None, "codec": "adpcm16k", "seq": 9, "pcm": b"\x10" * 160},
+    {"t": "voice", "from": None, "codec": "adpcm16k", "seq": 9, "pcm": b"\x10" * 328, "ch": 2},
     {"t": "pong", "id": 42},
     {"t": "bye", "code": 1001, "reason": "server shutting down"},
 ]
@@ -79,7 +110,7 @@ def test_defaults_filled_and_extras_dropped() -> None:
         (msgpack.packb([1, 2]), ErrorCode.BAD_FRAME),
         (msgpack.packb({1: 2}), ErrorCode.BAD_FRAME),
         ("[1]", ErrorCode.BAD_FRAME),
-        ("{\"t\": ", ErrorCode.BAD_FRAME),
+        ('{"t": ', ErrorCode.BAD_FRAME),
         (msgpack.packb({"x": 1}), ErrorCode.UNKNOWN_TYPE),
         (msgpack.packb({"t": "fly"}), ErrorCode.UNKNOWN_TYPE),
         (msgpack.packb({"t": "welcome"}), ErrorCode.UNKNOWN_TYPE),  # server-only type from a client

@@ -162,7 +162,10 @@ async def test_pose_rules(harness: Harness) -> None:
     await asyncio.sleep(0.1)
     p, q = world.table.pose(pid)
     assert p == pytest.approx([49.5, 0, 0.5]) and q[1] == pytest.approx(0.7071, abs=1e-3)
-    assert harness.server.metrics.registry.get_sample_value("hubbub_poses_rejected_total", {"reason": "speed"}) == 1
+    assert (
+        harness.server.metrics.registry.get_sample_value("hubbub_poses_rejected_total", {"reason": "speed"})
+        == 1
+    )
 
 
 async def test_pose_rate_limited_to_30hz_silently(harness: Harness) -> None:
@@ -177,16 +180,21 @@ async def test_pose_rate_limited_to_30hz_silently(harness: Harness) -> None:
 
 
 async def test_enter_poses_exit_between_two_clients(harness: Harness) -> None:
-    a, wa = await harness.joined("ann")
+    a, _ = await harness.joined("ann")
     b, wb = await harness.joined("bob")
-    enter = await a.expect("enter", where=lambda m: any(e["id"] == wb["participant_id"] for e in m["participants"]))
+    enter = await a.expect(
+        "enter", where=lambda m: any(e["id"] == wb["participant_id"] for e in m["participants"])
+    )
     entry = next(e for e in enter["participants"] if e["id"] == wb["participant_id"])
     assert entry["identity"] == "bob" and entry["audio"] is True
     await asyncio.sleep(0.15)
     await pose(b, [0.5, 0, 0.5])
     got = await a.expect(
-        "poses", where=lambda m: wb["participant_id"] in protocol.unpack_poses(m)[0].tolist()
-        and protocol.unpack_poses(m)[1][0][0] > 0.4
+        "poses",
+        where=lambda m: (
+            wb["participant_id"] in protocol.unpack_poses(m)[0].tolist()
+            and protocol.unpack_poses(m)[1][0][0] > 0.4
+        ),
     )
     ids, pos, rot = protocol.unpack_poses(got)
     i = ids.tolist().index(wb["participant_id"])
@@ -275,7 +283,7 @@ async def test_same_identity_replaces_old_session(harness: Harness) -> None:
 async def test_hidden_participant_is_not_announced(harness: Harness) -> None:
     a, _ = await harness.joined("ann")
     ghost, wg = await harness.joined("ghost", hidden=True)
-    b, wb = await harness.joined("bob")
+    _, wb = await harness.joined("bob")
     enter = await ghost.expect("enter")  # the hidden one sees others
     assert {e["identity"] for e in enter["participants"]} >= {"ann"}
     await asyncio.sleep(0.3)

@@ -20,11 +20,19 @@ def err(token: str, world: str | None = "plaza", keys: dict[str, str] = KEYS) ->
 
 
 def test_round_trip_with_grants() -> None:
-    tok = mint_token("main", KEYS["main"], world="plaza", identity="ann", name="Ann",
-                     grants=Grants(can_publish=False, admin=True, hidden=True))
+    tok = mint_token(
+        "main",
+        KEYS["main"],
+        world="plaza",
+        identity="ann",
+        name="Ann",
+        grants=Grants(can_publish=False, admin=True, hidden=True),
+    )
     c = verify_token(tok, KEYS, world="plaza")
     assert (c.world, c.identity, c.name, c.key) == ("plaza", "ann", "Ann", "main")
-    assert c.grants == Grants(can_publish=False, can_subscribe=True, can_publish_data=True, admin=True, hidden=True)
+    assert c.grants == Grants(
+        can_publish=False, can_subscribe=True, can_publish_data=True, admin=True, hidden=True
+    )
     assert c.exp is not None and c.exp > time.time()
 
 
@@ -49,7 +57,9 @@ def test_wrong_secret_and_unknown_key() -> None:
 
 def test_iss_names_the_key_without_kid() -> None:
     now = int(time.time())
-    tok = jwt.encode({"iss": "other", "sub": "a", "world": "plaza", "exp": now + 60}, KEYS["other"], algorithm="HS256")
+    tok = jwt.encode(
+        {"iss": "other", "sub": "a", "world": "plaza", "exp": now + 60}, KEYS["other"], algorithm="HS256"
+    )
     assert verify_token(tok, KEYS, world="plaza").key == "other"
 
 
@@ -70,20 +80,31 @@ def test_malformed_and_bad_claims() -> None:
     assert err("abc").code == ErrorCode.INVALID_TOKEN
     assert err("").code == ErrorCode.INVALID_TOKEN
     now = int(time.time())
-    no_exp = jwt.encode({"sub": "a", "world": "plaza"}, KEYS["main"], algorithm="HS256", headers={"kid": "main"})
+    no_exp = jwt.encode(
+        {"sub": "a", "world": "plaza"}, KEYS["main"], algorithm="HS256", headers={"kid": "main"}
+    )
     assert "exp" in err(no_exp).message
-    bad_grants = jwt.encode({"sub": "a", "world": "plaza", "exp": now + 60, "grants": {"admin": "yes"}},
-                            KEYS["main"], algorithm="HS256", headers={"kid": "main"})
+    bad_grants = jwt.encode(
+        {"sub": "a", "world": "plaza", "exp": now + 60, "grants": {"admin": "yes"}},
+        KEYS["main"],
+        algorithm="HS256",
+        headers={"kid": "main"},
+    )
     assert "grant 'admin' must be a boolean" in err(bad_grants).message
-    none_alg = jwt.encode({"sub": "a", "world": "plaza", "exp": now + 60}, None, algorithm="none",
-                          headers={"kid": "main"})
+    none_alg = jwt.encode(
+        {"sub": "a", "world": "plaza", "exp": now + 60}, None, algorithm="none", headers={"kid": "main"}
+    )
     assert err(none_alg).code == ErrorCode.INVALID_TOKEN
 
 
 def test_missing_grant_defaults_and_unknown_grants_ignored() -> None:
     now = int(time.time())
-    tok = jwt.encode({"sub": "a", "world": "plaza", "exp": now + 60, "grants": {"can_publish": False, "fly": True}},
-                     KEYS["main"], algorithm="HS256", headers={"kid": "main"})
+    tok = jwt.encode(
+        {"sub": "a", "world": "plaza", "exp": now + 60, "grants": {"can_publish": False, "fly": True}},
+        KEYS["main"],
+        algorithm="HS256",
+        headers={"kid": "main"},
+    )
     g = verify_token(tok, KEYS).grants
     assert g == Grants(can_publish=False)
 

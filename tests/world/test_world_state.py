@@ -29,7 +29,7 @@ def test_table_swap_remove_keeps_rows_consistent() -> None:
     assert len(t) == 3 and set(t.row_of) == {0, 2, 3}
     for pid, r in t.row_of.items():
         assert t.ids[r] == pid and t.positions[r][0] == pid and t.flags[r] == pid % 2
-    ids, pos, quats, flags = t.snapshot()
+    ids, pos, quats, _flags = t.snapshot()
     assert sorted(ids.tolist()) == [0, 2, 3] and pos.dtype == np.float32 and quats.shape == (3, 4)
     t.set_flag(3, 4, True)
     assert t.flags[t.row_of[3]] == 5
@@ -46,8 +46,13 @@ def test_ids_stay_small() -> None:
 
 
 def world_cfg(extra: dict[str, Any] | None = None) -> Any:
-    w = {"name": "w", "bounds": {"min": [-10, -1, -10], "max": [10, 5, 10]}, "spawn_points": [[0, 0, 0], [5, 0, 5]],
-         "max_speed": 2.0, **(extra or {})}
+    w = {
+        "name": "w",
+        "bounds": {"min": [-10, -1, -10], "max": [10, 5, 10]},
+        "spawn_points": [[0, 0, 0], [5, 0, 5]],
+        "max_speed": 2.0,
+        **(extra or {}),
+    }
     return parse_config({"server": {"keys": {"k": "s"}}, "worlds": [w]}).worlds[0]
 
 
@@ -102,9 +107,18 @@ def make_world(path: Path) -> World:
 
 async def test_tick_enter_poses_at_tier_rates_and_exit() -> None:
     w = World(
-        world_cfg({"tick_rate": 20, "interest": {"audio": {"forward_radius": 7, "hearing_radius": 8},
-                                                 "position": {"radius": 8, "tiers": [
-            {"distance": 2, "rate_hz": 20}, {"distance": 8, "rate_hz": 5}]}}}),
+        world_cfg(
+            {
+                "tick_rate": 20,
+                "interest": {
+                    "audio": {"forward_radius": 7, "hearing_radius": 8},
+                    "position": {
+                        "radius": 8,
+                        "tiers": [{"distance": 2, "rate_hz": 20}, {"distance": 8, "rate_hz": 5}],
+                    },
+                },
+            }
+        ),
         parse_config({"server": {"keys": {"k": "s"}}, "worlds": [{"name": "w"}]}).server,
         NullMedia(),
         Metrics(),
