@@ -131,9 +131,7 @@ class AdpcmEncoder:
         samples = np.asarray(pcm, dtype=np.int16)
         if samples.ndim != 1 or len(samples) % 2:
             raise ValueError("ADPCM frames need a 1-D, even number of samples")
-        header = (
-            int(self.predictor).to_bytes(2, "little", signed=True) + bytes((self.index, 0))
-        )
+        header = int(self.predictor).to_bytes(2, "little", signed=True) + bytes((self.index, 0))
         predictor, index = self.predictor, self.index
         steps, deltas = _STEPS, _INDEX_DELTA
         nibbles = bytearray(len(samples))
