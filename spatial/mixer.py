@@ -95,6 +95,8 @@ class _PairState:
     values: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 2), np.float32))
 
     def lookup(self, keys: NDArray[np.uint64], default: NDArray[np.float32]) -> NDArray[np.float32]:
+        if len(keys) == len(self.keys) and np.array_equal(keys, self.keys):
+            return self.values.copy()  # the common case: nobody joined, left or was reordered
         out = np.array(default, dtype=self.values.dtype, copy=True)
         if len(self.keys) == 0 or len(keys) == 0:
             return out
@@ -168,6 +170,10 @@ class Mixer:
         if self.head.sample_rate != sample_rate:
             raise ValueError("head.sample_rate must equal the mixer's sample_rate")
         self._pan_law = "equal_power" if pan == "hrtf" else pan
+        self._step_floor = math.floor(silence_db / gain_step_db) - 1 if gain_step_db > 0 else 0
+        self._gain_table = (
+            self._table(-self._step_floor + 64) if gain_step_db > 0 else np.zeros(0, np.float32)
+        )
         self._centre = centre_gains(self._pan_law)
         self._ramp = np.arange(1, frame_size + 1, dtype=np.float32) / np.float32(frame_size)
         self._pool = np.zeros((0, 2, frame_size), np.float32)
@@ -300,13 +306,22 @@ class Mixer:
     def _quantize(self, g: NDArray[np.float64]) -> NDArray[np.float32]:
         """Gains → float32, snapped to the dB grid; below the silence floor → exactly 0."""
         if self.gain_step_db > 0:
-            with np.errstate(divide="ignore"):
-                steps = np.round(20.0 * np.log10(np.maximum(g, 1e-30)) / self.gain_step_db)
-            q = (10.0 ** (steps * self.gain_step_db / 20.0)).astype(np.float32)
+            # Steps are counted from the silence floor, so they index a table of dequantized gains.
+            g32 = np.maximum(g, self.silence_gain).astype(np.float32)
+            steps = np.rint(np.log10(g32) * np.float32(20.0 / self.gain_step_db)).astype(np.int64)
+            steps -= self._step_floor
+            top = int(steps.max(initial=0))
+            if top >= len(self._gain_table):
+                self._gain_table = self._table(top + 1)
+            q = self._gain_table[steps]
         else:
             q = g.astype(np.float32)
         q[g < self.silence_gain] = 0.0
         return q
+
+    def _table(self, size: int) -> NDArray[np.float32]:
+        steps = np.arange(size) + self._step_floor
+        return (10.0 ** (steps * self.gain_step_db / 20.0)).astype(np.float32)
 
     def _share(
         self,
