@@ -401,15 +401,20 @@ class Mixer:
         changed = np.flatnonzero(np.any(g_new != g_old, axis=1))
         if len(changed) == 0:
             return
-        cbuf = buf[changed]
-        rows = np.unique(cbuf)
-        delta_out = np.zeros((len(rows), 2, n), np.float32)
-        indptr, cols, data = _stereo_csr(
-            len(rows), np.searchsorted(rows, cbuf), src[changed], g_new[changed] - g_old[changed]
-        )
-        accumulate(indptr, cols, data, x_flat, n, delta_out.reshape(2 * len(rows), n))
-        delta_out *= self._ramp
-        out[rows] += delta_out
+        # The ramp multiplies the *sources* once (r ⊙ x, S×N) rather than every changed output
+        # buffer: (ΔA·(r ⊙ x))[n] = r[n]·(ΔA·x)[n], and it accumulates straight into `out`.
+        used = np.unique(src[changed])
+        ramped = np.empty_like(x) if len(used) > x.shape[0] // 2 else None
+        if ramped is None:
+            ramped_rows = x[used] * self._ramp
+            cols_src = np.searchsorted(used, src[changed])
+            ramped_flat = ramped_rows.reshape(-1)
+        else:
+            np.multiply(x, self._ramp, out=ramped)
+            cols_src = src[changed]
+            ramped_flat = ramped.reshape(-1)
+        indptr, cols, data = _stereo_csr(m, buf[changed], cols_src, g_new[changed] - g_old[changed])
+        accumulate(indptr, cols, data, ramped_flat, n, out.reshape(2 * m, n))
 
     def _mix_hrtf(
         self,
