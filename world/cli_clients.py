@@ -145,7 +145,9 @@ async def _listen(args: argparse.Namespace) -> int:
     try:
         if args.pos:
             x, y, z = (float(v) for v in args.pos.split(","))
-            client.set_pose((x, y, z))
+            # Walk there: the server corrects jumps faster than the world's max_speed.
+            speed = 0.8 * float(client.world.get("max_speed", 5.0))
+            await client.walk_to((x, y, z), speed)
         hrtf = None if args.hrtf == "auto" else args.hrtf == "on"
         try:
             renderer = OpenALRenderer(client.world.get("audio"), loopback=bool(args.out), hrtf=hrtf)

@@ -171,6 +171,9 @@ class PcmTrack(MediaStreamTrack):
             wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            elif wait < -0.2:
+                # Far behind (a reconnect, a stalled loop): resume from now instead of bursting to catch up.
+                self._start = time.monotonic() - self._pts / SAMPLE_RATE
         samples = await self._next_samples()
         if self.muted:
             samples = np.zeros(FRAME_SAMPLES, np.int16)

@@ -148,3 +148,33 @@ def test_hubbub_bots_command_prints_progress_and_summary() -> None:
     assert len(progress) >= 2 and "joined 3/3" in progress[-1]
     summary = out.stdout.strip().splitlines()[-1]
     assert summary.startswith("summary: joined 3") and "speaking 1" in summary and "errors 0" in summary
+
+
+def test_hubbub_listen_renders_a_near_speaker_to_wav(tmp_path: Path) -> None:
+    import wave
+
+    out = tmp_path / "listen.wav"
+
+    async def speak_while_listening(server: LocalServer) -> subprocess.CompletedProcess[str]:
+        speaker = await hb.connect(server.url, server.token("Speaker"), publish=hb.audio.tone(440.0, 0.3),
+                                   decode_audio=False)
+        try:
+            await speaker.walk_to((10.0, 0.0, 0.0), 5.0)
+            cmd = [sys.executable, "-m", "world.cli", "listen", "--url", server.url,
+                   "--token", server.token("Ear"), "--pos", "12,0,0", "--out", str(out), "--duration", "4"]
+            return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=60)
+        finally:
+            await speaker.close()
+
+    with LocalServer(PLAZA) as server:
+        result = asyncio.run(speak_while_listening(server))
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "wrote" in result.stdout
+    with wave.open(str(out)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 48000)
+        data = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2).astype(np.float64) / 32768
+    assert len(data) == 4 * 48000
+    tail = data[-2 * 48000 :].mean(axis=1)  # after the walk: standing 2 m from the speaker
+    spectrum = np.abs(np.fft.rfft(tail))
+    assert abs(np.argmax(spectrum) * 48000 / len(tail) - 440) < 3
+    assert 20 * np.log10(np.sqrt(np.mean(tail**2))) > -40
