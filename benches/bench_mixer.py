@@ -129,3 +129,28 @@ def bench_mix_hrtf(benchmark, listeners: int, sources: int) -> None:
     res = benchmark(frame)
     benchmark.extra_info.update(distinct_mixes=res.distinct, hrtf_listeners=listeners)
     assert res.distinct == listeners
+
+
+@pytest.mark.parametrize("sources", [2000])
+@pytest.mark.parametrize("listeners", [1000])
+def bench_mix_kernel_floor(benchmark, listeners: int, sources: int) -> None:
+    """The sparse multiply-accumulate alone (no geometry, ramps, sharing or limiter): the floor
+    that the full mix of the same crowd is compared with, within one run on a noisy machine."""
+    from spatial.sparse_sum import accumulate
+
+    frames, _, _, _, indptr, indices, _ = crowd(listeners, sources)
+    counts = np.diff(indptr)
+    # Rows 2l (left) and 2l+1 (right) both take listener l's sources.
+    row_counts = np.repeat(counts, 2)
+    rows = [indices[indptr[i] : indptr[i + 1]] for i in range(listeners)]
+    cols = np.concatenate([np.r_[r, r] for r in rows]).astype(np.int32)
+    ptr = np.r_[0, np.cumsum(row_counts)].astype(np.int32)
+    data = np.full(len(cols), 0.1, np.float32)
+    out = np.zeros((2 * listeners, N), np.float32)
+
+    def kernel():
+        out.fill(0.0)
+        accumulate(ptr, cols, data, frames.reshape(-1), N, out)
+
+    benchmark(kernel)
+    assert np.abs(out).max() > 0
