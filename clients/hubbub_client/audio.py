@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
 SILENCE_DBFS = -120.0
+STALE_S = 0.5  # a meter without frames for this long reads silence
 
 FrameSource = Iterable[np.ndarray] | AsyncIterator[np.ndarray]
 
@@ -229,8 +230,15 @@ class LevelMeter:
         self.updated = time.monotonic()
 
     @property
+    def stale(self) -> bool:
+        """No frame for STALE_S: the sender stopped (an idle slot, an empty mix), which is silence."""
+        return time.monotonic() - self.updated > STALE_S
+
+    @property
     def dbfs(self) -> float:
-        return 10 * math.log10(self.power) if self.power > 1e-12 else SILENCE_DBFS
+        if self.stale or self.power <= 1e-12:
+            return SILENCE_DBFS
+        return 10 * math.log10(self.power)
 
 
 # --------------------------------------------------------------------------- distance models

@@ -217,6 +217,8 @@ class OpenALRenderer:
     def place(self, key: object, position: Sequence[float] | None, flat: bool = False) -> None:
         """Put a mono stream at a world position, or (flat / position None) head-relative at the centre,
         unattenuated — how stage and meeting voices are heard."""
+        if self._closed:
+            return
         st = self._stream(key, 1)
         if flat or position is None:
             self.lib.alSourcei(st.source, AL_SOURCE_RELATIVE, 1)
@@ -230,6 +232,8 @@ class OpenALRenderer:
 
     def push(self, key: object, samples: np.ndarray) -> None:
         """Queue a block of audio on stream `key`: mono (n,) / (n, 1) is spatialized, stereo (n, 2) is not."""
+        if self._closed:
+            return  # late audio after close() is ignored
         data = np.asarray(samples, dtype=np.float32)
         channels = 1 if data.ndim == 1 or data.shape[1] == 1 else 2
         data = np.ascontiguousarray(data.reshape(-1) if channels == 1 else data[:, :2])

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,15 @@ class LocalServer:
 
     def __init__(
         self, config: str | Path, *, overrides: dict[str, Any] | None = None, startup_timeout: float = 30.0,
-        log_level: str = "WARNING",
+        log_level: str = "WARNING", command: Sequence[str] | None = None,
     ) -> None:
         self.source = Path(config)
         self.overrides = overrides
         self.startup_timeout = startup_timeout
         self.log_level = log_level
+        # The server command; $HUBBUB_SERVER_CMD (space-separated) runs every test against another build.
+        env_cmd = os.environ.get("HUBBUB_SERVER_CMD")
+        self.command = list(command or (env_cmd.split() if env_cmd else [sys.executable, "-m", "world.cli"]))
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
         self.output: deque[str] = deque(maxlen=400)  # the server's recent output, for failure messages
@@ -73,7 +77,7 @@ class LocalServer:
         cfg.write_text(local_config(self.source, self.overrides))
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "world.cli", "--log-level", self.log_level, "serve", str(cfg),
+            [*self.command, "--log-level", self.log_level, "serve", str(cfg),
              "--host", "127.0.0.1", "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
