@@ -1,18 +1,18 @@
 """How the tick loop asks "who hears/sees whom": a thin adapter over `interest.InterestEngine`.
 
-The engine returns compressed sparse rows for every avatar; the world needs, per connected
-listener, its audio/video view (for the media backend) and its position peers with a pose rate (for
-`enter`/`exit`/`poses`). Keeping that conversion here leaves the tick loop free of CSR details.
+The engine answers in compressed sparse rows (one row per avatar, in pose-table order). The helpers
+here turn those rows into what the world needs without a Python loop over every entry: sorted
+(listener, peer) pair keys for `enter`/`exit`/`poses`, and the set of listeners whose media view
+changed. (Per-listener views for the media backend are built lazily by `world.media.TickFrame`.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+import numpy.typing as npt
 
-from interest import AvatarFlags, InterestEngine, InterestParams
-from world.media import FLAG_AUDIO, FLAG_HIDDEN, FLAG_VIDEO, ListenerView
+from interest import AvatarFlags, CsrSets, InterestEngine, InterestParams, TickResult
+from world.media import FLAG_AUDIO, FLAG_HIDDEN, FLAG_VIDEO
 
 # The world's flag bits are the engine's for the bits they share; others (admin mute) stay in world.
 assert (FLAG_AUDIO, FLAG_VIDEO, FLAG_HIDDEN) == (
@@ -22,61 +22,61 @@ assert (FLAG_AUDIO, FLAG_VIDEO, FLAG_HIDDEN) == (
 )
 ENGINE_FLAGS = FLAG_AUDIO | FLAG_VIDEO | FLAG_HIDDEN
 
-
-@dataclass
-class ListenerInterest:
-    view: ListenerView
-    # Peers whose poses the listener receives -> pose rate (Hz) for that peer.
-    positions: dict[int, float] = field(default_factory=dict)
+I64 = npt.NDArray[np.int64]
 
 
 class WorldInterest:
     def __init__(self, params: InterestParams) -> None:
         self.engine = InterestEngine(params)
 
+    @property
+    def params(self) -> InterestParams:
+        return self.engine.params
+
     def update_params(self, params: InterestParams) -> None:
         self.engine.set_params(params)
 
     def step(
-        self,
-        ids: np.ndarray,
-        positions: np.ndarray,
-        quats: np.ndarray,
-        flags: np.ndarray,
-        levels: np.ndarray,
-        listeners: np.ndarray,
-    ) -> dict[int, ListenerInterest]:
-        """ids (N,), positions (N,3), quats (N,4), flags (N,) FLAG_* bits, levels (N,) speaking level
-        0..1, listeners (N,) bool: rows that get a result (connected participants)."""
-        res = self.engine.tick(ids, positions, quats, flags & ENGINE_FLAGS, levels)
-        tiers = self.engine.params.position_tiers
-        rates = np.array([t.rate_hz for t in tiers], dtype=np.float64)
-        slowest = float(rates[-1])
-        fwd, mix, vid, pos = res.forwarded, res.mixed, res.video, res.positions
-        out: dict[int, ListenerInterest] = {}
-        for i in np.flatnonzero(listeners):
-            f_ids = fwd.ids[fwd.indptr[i] : fwd.indptr[i + 1]]
-            f_flat = fwd.attr[fwd.indptr[i] : fwd.indptr[i + 1]]
-            m_ids = mix.ids[mix.indptr[i] : mix.indptr[i + 1]]
-            m_flat = mix.attr[mix.indptr[i] : mix.indptr[i + 1]]
-            p_ids = pos.ids[pos.indptr[i] : pos.indptr[i + 1]]
-            p_tier = pos.attr[pos.indptr[i] : pos.indptr[i + 1]]
-            flat = frozenset(f_ids[f_flat.astype(bool)].tolist()) | frozenset(
-                m_ids[m_flat.astype(bool)].tolist()
-            )
-            view = ListenerView(
-                audio_forward=tuple(f_ids.tolist()),
-                audio_mixed=tuple(m_ids.tolist()),
-                flat=flat,
-                video=tuple(vid.ids[vid.indptr[i] : vid.indptr[i + 1]].tolist()),
-            )
-            peers = dict(zip(p_ids.tolist(), rates[p_tier.astype(np.intp)].tolist(), strict=True))
-            # Whoever you hear (a stage far away) is someone you may place: announce it, slowly.
-            for pid in (*view.audio_forward, *view.audio_mixed):
-                peers.setdefault(pid, slowest)
-            out[int(res.listener_ids[i])] = ListenerInterest(view, peers)
-        return out
+        self, ids: np.ndarray, positions: np.ndarray, quats: np.ndarray, flags: np.ndarray, levels: np.ndarray
+    ) -> TickResult:
+        """ids (N,), positions (N,3), quats (N,4), flags (N,) FLAG_* bits, levels (N,) speaking level."""
+        return self.engine.tick(ids, positions, quats, flags & ENGINE_FLAGS, levels)
 
 
 def make_interest(params: InterestParams) -> WorldInterest:
     return WorldInterest(params)
+
+
+def _entries(sets: CsrSets) -> tuple[I64, I64, np.ndarray]:
+    """(row, id, attr) of every entry."""
+    return sets.row_of_entries(), sets.ids, sets.attr
+
+
+def peer_pairs(res: TickResult, listening: np.ndarray, last_tier: int) -> tuple[I64, np.ndarray]:
+    """Sorted unique keys ``listener_id << 32 | peer_id`` for listening rows, with the peer's position
+    tier. Peers a listener hears (a stage far away) are included at the slowest tier: whoever you hear
+    is someone you may place."""
+    prow, pid, ptier = _entries(res.positions)
+    frow, fid, _ = _entries(res.forwarded)
+    mrow, mid, _ = _entries(res.mixed)
+    rows = np.concatenate([prow, frow, mrow])
+    peers = np.concatenate([pid, fid, mid])
+    tiers = np.concatenate([ptier.astype(np.int16), np.full(len(fid) + len(mid), last_tier, dtype=np.int16)])
+    keep = listening[rows]
+    rows, peers, tiers = rows[keep], peers[keep], tiers[keep]
+    keys = (res.listener_ids[rows] << 32) | peers
+    # Stable: a pair present as a position peer (listed first) keeps its own tier over the audible copy.
+    order = np.argsort(keys, kind="stable")
+    keys, tiers = keys[order], tiers[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return keys[first], tiers[first]
+
+
+def changed_listeners(res: TickResult, listening: np.ndarray) -> frozenset[int]:
+    """Listeners whose audio or video sets (or flat flags) differ from the previous tick."""
+    touched = np.zeros(len(res.listener_ids), dtype=bool)
+    for diff in (res.diffs.forwarded, res.diffs.mixed, res.diffs.video):
+        for part in (diff.added, diff.removed, diff.changed):
+            touched |= part.counts() > 0
+    return frozenset(res.listener_ids[touched & listening].tolist())

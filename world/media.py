@@ -7,10 +7,13 @@ backend used when no SFU is configured: signaling, poses and data over the WebSo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from interest import TickResult
 
 Channel = Literal["control", "state"]
 Transport = Literal["webrtc", "websocket"]
@@ -32,12 +35,14 @@ class ListenerView:
     video: tuple[int, ...] = ()
 
 
-@dataclass
+@dataclass(eq=False)
 class TickFrame:
     """One tick of interest decisions for a world, handed to `MediaBackend.apply_tick`.
 
     Arrays are the world's pose table at this tick (row i belongs to participant ids[i]); they are
-    copies, so the backend may keep them until the next tick.
+    copies, so the backend may keep them until the next tick. `interest` is the engine's full answer
+    (CSR sets per category, rows in `ids` order, plus diffs against the previous tick) for backends
+    that want to work on arrays; `view(pid)` / `listeners` give the same per listener as tuples.
     """
 
     tick: int
@@ -46,8 +51,33 @@ class TickFrame:
     positions: np.ndarray  # (N, 3) float32, metres
     quats: np.ndarray  # (N, 4) float32, (x, y, z, w)
     flags: np.ndarray  # (N,) uint8, FLAG_* bits
-    listeners: dict[int, ListenerView] = field(default_factory=dict)
-    changed: frozenset[int] = frozenset()  # listeners whose view differs from the previous tick
+    interest: TickResult
+    subscribed: np.ndarray  # (N,) bool: connected and allowed to receive media (can_subscribe)
+    changed: frozenset[int] = frozenset()  # subscribed listeners whose view differs from last tick
+
+    def view(self, pid: int) -> ListenerView:
+        """What listener `pid` receives; empty if it is not a subscribed listener."""
+        rows = np.flatnonzero(self.ids == pid)
+        if len(rows) == 0 or not self.subscribed[rows[0]]:
+            return ListenerView()
+        return _view(self.interest, int(rows[0]))
+
+    @cached_property
+    def listeners(self) -> dict[int, ListenerView]:
+        """Every subscribed listener's view (built on first use)."""
+        return {int(self.ids[r]): _view(self.interest, int(r)) for r in np.flatnonzero(self.subscribed)}
+
+
+def _view(res: TickResult, row: int) -> ListenerView:
+    fwd, mix, vid = res.forwarded, res.mixed, res.video
+    f_ids, f_flat = fwd.row(row), fwd.row_attr(row).astype(bool)
+    m_ids, m_flat = mix.row(row), mix.row_attr(row).astype(bool)
+    return ListenerView(
+        audio_forward=tuple(f_ids.tolist()),
+        audio_mixed=tuple(m_ids.tolist()),
+        flat=frozenset(f_ids[f_flat].tolist()) | frozenset(m_ids[m_flat].tolist()),
+        video=tuple(vid.row(row).tolist()),
+    )
 
 
 class MediaEvents(Protocol):

@@ -51,6 +51,7 @@ class World:
         self.interest = make_interest(cfg.interest_params())
         self._ids = IdAllocator()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._out_counters: dict[str, Any] = {}
         self._spawn = itertools.cycle(range(len(cfg.spawn_points)))
         self.media.bind(self)
         from world.tick import TickLoop  # tick imports room for typing only
@@ -73,9 +74,9 @@ class World:
 
     def reconfigure(self, cfg: WorldConfig, server: ServerSection) -> None:
         """Hot reload: new radii, zones, audio, speed and spawn points; sessions stay."""
+        self.interest.update_params(cfg.interest_params())  # first: it may refuse the new params
         self.cfg = cfg
         self.server = server
-        self.interest.update_params(cfg.interest_params())
         self._spawn = itertools.cycle(range(len(cfg.spawn_points)))
         self.ticker.set_rate(cfg.tick_rate)
 
@@ -129,7 +130,7 @@ class World:
         p.transport = transport
         p.grants = claims.grants
         p.name = claims.name
-        p.known.clear()  # the client lost its view: announce everyone again
+        self.ticker.reset_listener(p.pid)  # the client lost its view: announce everyone again
         p.last_pose_time = time.monotonic()
         self.table.flags[self.table.row_of[p.pid]] = self._flags(p)
         log.info("%s: %s resumed as %d", self.name, p.identity, p.pid)
@@ -179,10 +180,7 @@ class World:
             del self.by_identity[p.identity]
         self.by_resume.pop(p.resume_token, None)
         self._ids.give_back(pid)
-        for other in self.participants.values():
-            # Announce the exit next tick even if the id is reused by then (exit goes before enter).
-            if other.known.pop(pid, None) is not None:
-                other.pending_exits.append(pid)
+        self.ticker.departed(pid)  # exits go out next tick, before any enter of a reused id
         self.metrics.participants.labels(self.name).set(len(self.participants))
         session = p.session
         p.session = None
@@ -306,7 +304,10 @@ class World:
         frame: bytes | None = None,
     ) -> None:
         """Send a message to a participant: its data channel if it has one open, else its WebSocket."""
-        self.metrics.messages_out.labels(msg["t"]).inc()
+        counter = self._out_counters.get(msg["t"])
+        if counter is None:
+            counter = self._out_counters[msg["t"]] = self.metrics.messages_out.labels(msg["t"])
+        counter.inc()
         if p.transport == "webrtc":
             data = frame if frame is not None else protocol.encode(msg)
             assert isinstance(data, bytes)

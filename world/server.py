@@ -181,7 +181,12 @@ class Hubbub:
             log.error("config reload rejected, keeping the running config:\n%s", exc)
             self.metrics.reloads.labels("rejected").inc()
             return False
-        self.apply_config(new)
+        try:
+            self.apply_config(new)
+        except Exception:  # e.g. the interest engine refuses the params: keep serving what we have
+            log.exception("config reload failed while applying it; the previous config stays in effect")
+            self.metrics.reloads.labels("rejected").inc()
+            return False
         self.metrics.reloads.labels("applied").inc()
         return True
 

@@ -87,6 +87,8 @@ class Session:
                 await asyncio.wait_for(self.writer, timeout=5)
             except (TimeoutError, asyncio.CancelledError, ConnectionClosed):
                 self.writer.cancel()
+            except Exception:
+                log.exception("session writer failed")
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -130,9 +130,6 @@ class Participant:
     last_pose_time: float = field(default_factory=time.monotonic)
     pose_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(POSE_RATE_HZ, POSE_BURST))
     poses_dropped: int = 0
-    # Peers this participant has been told about (`enter` sent) -> tick of the last pose we sent it.
-    known: dict[int, int] = field(default_factory=dict)
-    pending_exits: list[int] = field(default_factory=list)
     grace_handle: Any = None  # asyncio.TimerHandle while disconnected
 
 

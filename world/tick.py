@@ -1,10 +1,16 @@
 """The world tick: run interest over the pose table, tell each listener who entered/left its view and
-where its peers are (near peers more often), then hand the decisions to the media backend."""
+where its peers are (near peers more often), then hand the decisions to the media backend.
+
+Bookkeeping is done on sorted arrays of (listener, peer) pair keys, ``listener_id << 32 | peer_id``:
+this tick's pairs against last tick's give every `enter` and `exit` in two vectorised set operations,
+so the per-tick Python work is one short loop over listeners that actually get a message.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -12,12 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from world import protocol
-from world.media import FLAG_AUDIO, FLAG_VIDEO, ListenerView, TickFrame
+from world.interest_bridge import changed_listeners, peer_pairs
+from world.media import FLAG_AUDIO, FLAG_VIDEO, TickFrame
 
 if TYPE_CHECKING:
     from world.room import World
 
 log = logging.getLogger("hubbub.tick")
+
+LOW32 = np.int64(0xFFFF_FFFF)
 
 
 class TickLoop:
@@ -26,11 +35,21 @@ class TickLoop:
         self.tick = 0
         self.period = 1.0 / world.cfg.tick_rate
         self._task: asyncio.Task[None] | None = None
-        self._views: dict[int, ListenerView] = {}
+        self._pairs = np.zeros(0, dtype=np.int64)  # last tick's announced (listener, peer) keys
+        self._departed: set[int] = set()  # ids that left since the last tick (they may be reused)
+        self._reset: set[int] = set()  # listeners that must be told about everyone again (resume)
         self.last_duration = 0.0
 
     def set_rate(self, hz: float) -> None:
         self.period = 1.0 / hz
+
+    def departed(self, pid: int) -> None:
+        """`pid` left the world: announce its exit next tick even if the id is reused by then."""
+        self._departed.add(pid)
+
+    def reset_listener(self, pid: int) -> None:
+        """The listener lost its view (reconnected): announce every peer again."""
+        self._reset.add(pid)
 
     def start(self) -> None:
         if self._task is None:
@@ -60,71 +79,109 @@ class TickLoop:
                 next_at = now
             await asyncio.sleep(max(0.0, next_at - now))
 
+    # ------------------------------------------------------------------ one tick
+
     def step(self) -> TickFrame:
         w = self.world
         self.tick += 1
         tick = self.tick
         ids, positions, quats, flags = w.table.snapshot()
-        listening = np.array([w.participants[int(pid)].session is not None for pid in ids], dtype=bool)
+        n = len(ids)
+        parts = [w.participants[int(pid)] for pid in ids]
+        listening = np.fromiter((p.session is not None for p in parts), dtype=bool, count=n)
+        subscribed = listening & np.fromiter((p.grants.can_subscribe for p in parts), dtype=bool, count=n)
         levels = w.media.audio_levels(ids)
-        if levels is None or len(levels) != len(ids):
-            levels = np.zeros(len(ids), dtype=np.float32)
-        result = w.interest.step(ids, positions, quats, flags, levels, listening)
+        if levels is None or len(levels) != n:
+            levels = np.zeros(n, dtype=np.float32)
+        res = w.interest.step(ids, positions, quats, flags, levels)
 
-        row_of = {int(pid): r for r, pid in enumerate(ids)}
-        views: dict[int, ListenerView] = {}
+        tiers = w.interest.params.position_tiers
+        pairs, tier = peer_pairs(res, listening, len(tiers) - 1)
+        prev, forced = self._drop_stale(self._pairs)
+        entered = ~np.isin(pairs, prev, assume_unique=True)
+        exits = prev[~np.isin(prev, pairs, assume_unique=True)]
+        if len(forced):
+            exits = np.union1d(exits, forced)
+        self._pairs = pairs
+
+        listening_ids = ids[listening].astype(np.int64)
+        if len(exits):
+            exits = exits[np.isin(exits >> 32, listening_ids)]  # nobody to tell if not connected
+            for lid, peers in _groups(exits):
+                w.deliver(w.participants[lid], {"t": "exit", "ids": peers.tolist()})
+        if entered.any():
+            row_of = {int(pid): r for r, pid in enumerate(ids)}
+            described: dict[int, dict[str, Any]] = {}
+            for lid, peers in _groups(pairs[entered]):
+                people = []
+                for pid in peers.tolist():
+                    if pid not in described:
+                        described[pid] = self._describe(pid, row_of[pid], positions, quats, flags)
+                    people.append(described[pid])
+                w.deliver(w.participants[lid], {"t": "enter", "participants": people})
+
+        # Poses: each peer at its tier's rate, staggered by id so a tier's load spreads over ticks.
         tick_rate = 1.0 / self.period
-        for lid, li in result.items():
-            p = w.participants.get(lid)
-            if p is None or p.session is None:
-                continue
-            views[lid] = li.view if p.grants.can_subscribe else ListenerView()
-            known = p.known
-            exits = p.pending_exits + [pid for pid in known if pid not in li.positions]
-            p.pending_exits = []
-            if exits:
-                for pid in exits:
-                    known.pop(pid, None)
-                w.deliver(p, {"t": "exit", "ids": exits})
-            entering = [pid for pid in li.positions if pid not in known]
-            if entering:
-                described = [self._describe(pid, row_of, positions, quats, flags) for pid in entering]
-                w.deliver(p, {"t": "enter", "participants": described})
-                for pid in entering:
-                    known[pid] = tick
-            due_rows = []
-            for pid, rate in li.positions.items():
-                last = known[pid]
-                if last != tick and tick - last >= max(1, round(tick_rate / rate)):
-                    known[pid] = tick
-                    due_rows.append(row_of[pid])
-            if due_rows:
-                rows = np.asarray(due_rows, dtype=np.intp)
-                msg = protocol.pack_poses(tick, ids[rows], positions[rows], quats[rows])
-                w.deliver(p, msg, channel="state", droppable=True)
+        periods = np.array([max(1, round(tick_rate / t.rate_hz)) for t in tiers], dtype=np.int64)
+        peer = pairs & LOW32
+        due = ((tick + peer) % periods[tier] == 0) & ~entered
+        if due.any():
+            row_of_id = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+            row_of_id[ids] = np.arange(n)
+            pos_q = np.clip(np.rint(positions * protocol.POS_SCALE), -(2**31), 2**31 - 1).astype("<i4")
+            rot_q = np.clip(np.rint(quats * protocol.ROT_SCALE), -32767, 32767).astype("<i2")
+            for lid, peers in _groups(pairs[due]):
+                rows = row_of_id[peers]
+                msg = {
+                    "t": "poses",
+                    "tick": tick,
+                    "ids": peers.astype("<u4").tobytes(),
+                    "pos": pos_q[rows].tobytes(),
+                    "rot": rot_q[rows].tobytes(),
+                }
+                w.deliver(w.participants[lid], msg, channel="state", droppable=True)
 
-        changed = frozenset(lid for lid, v in views.items() if self._views.get(lid) != v) | frozenset(
-            lid for lid in self._views if lid not in views
+        frame = TickFrame(
+            tick, w.name, ids, positions, quats, flags, res, subscribed, changed_listeners(res, subscribed)
         )
-        self._views = views
-        frame = TickFrame(tick, w.name, ids, positions, quats, flags, views, changed)
         try:
             w.media.apply_tick(frame)
         except Exception:
             log.exception("%s: media backend failed in apply_tick", w.name)
         return frame
 
+    def _drop_stale(self, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forget last tick's pairs of listeners that reset or left, and of peers that left.
+        Returns (remaining pairs, exits owed for departed peers)."""
+        gone = self._departed | self._reset
+        departed = np.fromiter(self._departed, dtype=np.int64)
+        self._departed.clear()
+        self._reset.clear()
+        if not gone or not len(prev):
+            return prev, np.zeros(0, dtype=np.int64)
+        stale_listener = np.isin(prev >> 32, np.fromiter(gone, dtype=np.int64))
+        departed_peer = np.isin(prev & LOW32, departed)
+        return prev[~(stale_listener | departed_peer)], prev[departed_peer & ~stale_listener]
+
     def _describe(
-        self, pid: int, row_of: dict[int, int], positions: np.ndarray, quats: np.ndarray, flags: np.ndarray
+        self, pid: int, row: int, positions: np.ndarray, quats: np.ndarray, flags: np.ndarray
     ) -> dict[str, Any]:
-        r = row_of[pid]
         peer = self.world.participants[pid]
         return {
             "id": pid,
             "identity": peer.identity,
             "name": peer.name,
-            "p": [round(float(x), 3) for x in positions[r]],
-            "q": [round(float(x), 5) for x in quats[r]],
-            "audio": bool(flags[r] & FLAG_AUDIO),
-            "video": bool(flags[r] & FLAG_VIDEO),
+            "p": [round(float(x), 3) for x in positions[row]],
+            "q": [round(float(x), 5) for x in quats[row]],
+            "audio": bool(flags[row] & FLAG_AUDIO),
+            "video": bool(flags[row] & FLAG_VIDEO),
         }
+
+
+def _groups(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Split sorted pair keys into (listener id, peer ids) groups."""
+    lids = keys >> 32
+    starts = np.flatnonzero(np.concatenate(([True], lids[1:] != lids[:-1])))
+    bounds = [*starts.tolist(), len(keys)]
+    peers = keys & LOW32
+    return [(int(lids[a]), peers[a:b]) for a, b in itertools.pairwise(bounds)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import msgpack
 import orjson
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.world.conftest import Harness, config_dict, make_config, start_harness, token
 from world import protocol
@@ -101,8 +103,9 @@ async def test_flood_is_rate_limited_then_closed_other_session_unaffected() -> N
     try:
         other, _ = await h.joined("bob")
         c, _ = await h.joined("ann")
-        for i in range(200):
-            await c.send({"t": "ping", "id": i})
+        with contextlib.suppress(ConnectionClosed):  # the server may close us mid-flood
+            for i in range(400):
+                await c.send({"t": "ping", "id": i})
         err = await c.expect("error", where=lambda m: m["code"] == ErrorCode.RATE_LIMITED)
         assert "too many" in err["message"] or "flood" in err["message"]
         assert await c.closed() == CloseCode.FLOOD
@@ -144,7 +147,7 @@ async def test_pose_rules(harness: Harness) -> None:
     await pose(c, [40, 0, 0])
     fix = await c.expect("corrected")
     assert fix["reason"] == "speed"
-    assert 0 < fix["p"][0] < 2.0 and fix["p"][1:] == [0.0, 0.0]
+    assert 0 < fix["p"][0] < 10.0 and fix["p"][1:] == [0.0, 0.0]  # 5 m/s × (elapsed + 50 ms)
     # A pose exactly at a spawn point is a legal teleport from anywhere.
     await asyncio.sleep(0.05)
     await pose(c, [0, 0, 0])
@@ -171,12 +174,18 @@ async def test_pose_rules(harness: Harness) -> None:
 async def test_pose_rate_limited_to_30hz_silently(harness: Harness) -> None:
     c, welcome = await harness.joined("ann")
     p = harness.server.worlds["plaza"].participants[welcome["participant_id"]]
-    for i in range(40):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i in range(100):
         await pose(c, [0, 0, 0], seq=i)
     await c.send({"t": "ping", "id": 1})
     await c.expect("pong")
-    assert p.poses_dropped >= 30
-    assert c.inbox.empty() or all(m["t"] != "error" for m in list(c.inbox._queue))  # type: ignore[attr-defined]
+    elapsed = loop.time() - started
+    # At most the burst (4) plus 30 per second got through; the rest were dropped and counted.
+    assert p.poses_dropped >= 100 - (4 + 30 * elapsed) - 1
+    assert p.poses_dropped > 0
+    errors = [t for t, _ in c.kinds if t == "error"]
+    assert errors == []  # silently
 
 
 async def test_enter_poses_exit_between_two_clients(harness: Harness) -> None:
