@@ -360,7 +360,7 @@ function drawMap() {
   if (!canvas || !state.world) return;
   const ctx = canvas.getContext('2d');
   const W = canvas.width, H = canvas.height;
-  const view = Number($('zoom').value) || 40;       // metres shown across
+  const view = Number($('zoom').value) || 80;       // metres shown across
   const scale = Math.min(W, H) / view;
   const [cx, , cz] = state.pose.p;
   const toPx = (x, z) => [W / 2 + (x - cx) * scale, H / 2 + (z - cz) * scale];  // +X right, +Z down
