@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ class Session:
         self._closing = False
         self.closed_with: int | None = None
         self._joining = False
+        self._join_deadline = math.inf
         self.writer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ connection lifecycle
@@ -92,18 +94,19 @@ class Session:
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.server.config.server.limits.join_timeout_s
+        self._join_deadline = loop.time() + self.server.config.server.limits.join_timeout_s
         while True:
-            if self.participant is None and not self._closing:
-                remaining = deadline - loop.time()
+            if self._join_deadline != math.inf and not self._closing:
+                remaining = self._join_deadline - loop.time()
                 try:
-                    frame = await asyncio.wait_for(self.ws.recv(), max(remaining, 0.0))
+                    frame = await asyncio.wait_for(
+                        self.ws.recv(), max(remaining, 0.05 if self._joining else 0.0)
+                    )
                 except TimeoutError:
-                    if self.participant is None and not self._joining:
+                    if self._join_deadline != math.inf and not self._joining:
                         self._fatal(
                             ErrorCode.JOIN_TIMEOUT, "no join received in time", CloseCode.JOIN_TIMEOUT
                         )
-                        deadline = float("inf")
                     continue
             else:
                 frame = await self.ws.recv()
@@ -317,6 +320,7 @@ class Session:
                 self.participant, self.world = p, world
                 return
             self.participant, self.world = p, world
+            self._join_deadline = math.inf
             self.send(world.welcome(p, resumed))
             world.metrics.messages_out.labels("welcome").inc()
             offer = await world.media.add_participant(

@@ -7,6 +7,7 @@ import contextlib
 import math
 
 import msgpack
+import numpy as np
 import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -311,3 +312,48 @@ async def test_json_pose_nan_is_a_bad_frame(harness: Harness) -> None:
     assert (await c.expect("error"))["code"] == ErrorCode.BAD_FRAME
     await c.send_raw(orjson.dumps({"t": "ping", "id": 2}).decode())
     assert (await c.expect("pong"))["id"] == 2
+
+
+async def test_world_full_and_server_full() -> None:
+    d = config_dict(limits={"max_connections": 2})
+    d["worlds"][0]["max_participants"] = 1
+    h = await start_harness(make_config(d))
+    try:
+        await h.joined("ann")
+        c = await h.client()
+        await c.send({"t": "join", "v": 1, "token": token("bob"), "transport": "websocket"})
+        assert (await c.expect("error"))["code"] == ErrorCode.WORLD_FULL
+        assert await c.closed() == CloseCode.WORLD_FULL
+        await asyncio.sleep(0.1)
+        extra = await h.client()  # the second open connection is fine
+        third = await h.client()
+        assert (await third.expect("error"))["code"] == ErrorCode.SERVER_FULL
+        assert await third.closed() == CloseCode.SERVER_FULL
+        await extra.send({"t": "ping", "id": 1})
+        assert (await extra.expect("pong"))["id"] == 1
+    finally:
+        await h.server.stop()
+
+
+async def test_grants_shape_audio_and_media(harness: Harness) -> None:
+    listener, wl = await harness.joined("ann", can_subscribe=False)
+    speaker, ws_ = await harness.joined("bob", can_publish=False)
+    media = harness.server.worlds["plaza"].media
+    assert media.participants[wl["participant_id"]] == {  # type: ignore[attr-defined]
+        "publish": True,
+        "subscribe": False,
+        "transport": "websocket",
+    }
+    await asyncio.sleep(0.2)
+    frame = media.last_frame  # type: ignore[attr-defined]
+    assert frame.view(wl["participant_id"]).audio_forward == ()  # no media without can_subscribe
+    bob_view = frame.view(ws_["participant_id"])
+    assert bob_view.audio_forward == (wl["participant_id"],)  # ann publishes, bob hears her
+    ann_row = int(np.flatnonzero(frame.ids == ws_["participant_id"])[0])
+    assert not frame.flags[ann_row] & 1  # bob cannot publish: never an audio source
+    # can_subscribe=False also means no data delivered to that participant.
+    await speaker.send({"t": "data", "topic": "x", "payload": b"1"})
+    await listener.send({"t": "ping", "id": 9})
+    await listener.expect("pong")
+    await asyncio.sleep(0.1)
+    assert all(t != "data" for t, _ in listener.kinds)
