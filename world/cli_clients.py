@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import time
 import urllib.parse
@@ -77,7 +78,15 @@ def bot_tokens(args: argparse.Namespace) -> list[str]:
 # --------------------------------------------------------------------------- bots
 
 
+def _quiet_media_logs() -> None:
+    # aioice/aiortc log every ICE check at INFO; with many peers that buries the progress lines.
+    for name in ("aioice", "aiortc"):
+        if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def cmd_bots(args: argparse.Namespace) -> int:
+    _quiet_media_logs()
     if args.count < 1:
         print("error: --count must be at least 1", file=sys.stderr)
         return 2
@@ -126,6 +135,7 @@ async def _bots(args: argparse.Namespace, tokens: list[str]) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    _quiet_media_logs()
     try:
         return asyncio.run(_listen(args))
     except KeyboardInterrupt:
