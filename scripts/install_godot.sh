@@ -58,6 +58,23 @@ EOF
     mv "$WRAPPER.tmp" "$WRAPPER"
 }
 
+# godot, plus CA certificates so wss:// works (and Godot does not complain about the missing bundle).
+PACKAGES=(godot ca-certificates)
+
+install_packages() {
+    chroot "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+        apt-get -q -o Acquire::Check-Valid-Until=false install -y --no-install-recommends "${PACKAGES[@]}" >&2
+    chroot "$1" apt-get clean
+}
+
+packages_missing() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        chroot "$ROOT" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 0
+    done
+    return 1
+}
+
 install_chroot() {
     command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
     local mirror partial
@@ -70,9 +87,7 @@ install_chroot() {
     debootstrap --variant=minbase sid "$partial" "$mirror" >&2
     log "apt-get install godot"
     chroot "$partial" apt-get -q -o Acquire::Check-Valid-Until=false update >&2
-    chroot "$partial" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
-        apt-get -q -o Acquire::Check-Valid-Until=false install -y --no-install-recommends godot >&2
-    chroot "$partial" apt-get clean
+    install_packages "$partial"
     rm -rf --one-file-system "$ROOT"
     mv "$partial" "$ROOT"
 }
@@ -87,6 +102,10 @@ main() {
         install_chroot
         touch "$READY"
         log "installed in $((SECONDS - t0)) s"
+    elif packages_missing; then
+        log "adding packages to the cached chroot: ${PACKAGES[*]}"
+        chroot "$ROOT" apt-get -q -o Acquire::Check-Valid-Until=false update >&2
+        install_packages "$ROOT"
     fi
     if ! grep -q "wrapper-version: $WRAPPER_VERSION\$" "$WRAPPER" 2>/dev/null; then
         write_wrapper
