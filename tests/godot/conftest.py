@@ -12,9 +12,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -165,3 +168,88 @@ def godot_project(godot_wrapper: str, tmp_path_factory: pytest.TempPathFactory) 
     assert res.returncode == 0, res.explain()
     assert (path / ".godot" / "global_script_class_cache.cfg").exists(), res.explain()
     return project
+
+
+# --------------------------------------------------------------------------- a live Hubbub server
+
+PLAZA = REPO / "examples" / "plaza.toml"
+
+
+def hubbub_cmd() -> list[str]:
+    exe = shutil.which("hubbub")
+    if exe:
+        return [exe]
+    return [sys.executable, "-c", "import sys; from world.cli import main; sys.exit(main())"]
+
+
+def mint(identity: str, config: Path = PLAZA, world: str = "plaza") -> str:
+    """A token from the real CLI (`hubbub token`)."""
+    out = subprocess.run(
+        [*hubbub_cmd(), "token", "--config", str(config), "--world", world, "--identity", identity],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HubbubServer:
+    """`hubbub serve CONFIG` as a subprocess on 127.0.0.1."""
+
+    def __init__(self, config: Path = PLAZA, port: int = 0) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            [*hubbub_cmd(), "serve", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.port = port
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if m := re.search(r"serving .* on port (\d+)", line):
+                    self.port = int(m[1])
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(30):
+            self.stop()
+            raise RuntimeError("hubbub serve did not start:\n" + "".join(self.lines))
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/rtc"
+
+    def log(self) -> str:
+        return "".join(self.lines[-200:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture
+def plaza_server() -> Iterator[HubbubServer]:
+    server = HubbubServer()
+    try:
+        yield server
+    finally:
+        server.stop()
