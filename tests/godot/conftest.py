@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -71,8 +71,11 @@ class GodotProject:
         self.wrapper = wrapper
         self.path = path
 
-    def godot(self, *args: str, timeout: float = 120.0) -> GodotResult:
-        """Run Godot; a GDScript error does not make Godot exit, so the first one ends the run."""
+    def godot(
+        self, *args: str, timeout: float = 120.0, on_line: Callable[[str], None] | None = None
+    ) -> GodotResult:
+        """Run Godot; a GDScript error does not make Godot exit, so the first one ends the run.
+        `on_line` sees each stdout line as it arrives (for tests that drive a server alongside)."""
         t0 = time.monotonic()
         # Own process group: on timeout the whole chain (wrapper -> godot) is killed, nothing lingers.
         proc = subprocess.Popen(
@@ -91,6 +94,8 @@ class GodotProject:
                 sink.append(line)
                 if watch and SCRIPT_ERROR.search(line):
                     script_error.set()
+                if not watch and on_line is not None:
+                    on_line(line.rstrip("\n"))
 
         readers = [
             threading.Thread(target=pump, args=(proc.stdout, out, False), daemon=True),
@@ -117,11 +122,17 @@ class GodotProject:
             r.join(timeout=5)
         return GodotResult(-9 if note else code, "".join(out), "".join(err) + note, time.monotonic() - t0)
 
-    def run(self, script: str, *user_args: str, timeout: float = 120.0) -> GodotResult:
+    def run(
+        self,
+        script: str,
+        *user_args: str,
+        timeout: float = 120.0,
+        on_line: Callable[[str], None] | None = None,
+    ) -> GodotResult:
         args = ["-s", f"res://tests/{script}"]
         if user_args:
             args += ["--", *user_args]
-        res = self.godot(*args, timeout=timeout)
+        res = self.godot(*args, timeout=timeout, on_line=on_line)
         for line in res.stdout.splitlines():
             if m := re.match(r"SUMMARY passed=(\d+) failed=(\d+)", line):
                 res.passed, res.failed = int(m[1]), int(m[2])
