@@ -342,8 +342,12 @@ class _World:
         if k == 0 or n == 0:
             return np.full((n, 0), EMPTY, dtype=np.uint64)
         rows = np.arange(n, dtype=np.int64)[:, None]
-        a_s = self.near(self.pub_a & self.speaking, k, self.p.forward_radius)
-        a_a = self.near(self.pub_a, k, self.p.forward_radius)
+        # Flat "mix" pairs are never forwarded but can take places among the nearest; ask for that
+        # many more. (Flat "forward" pairs need no extra: each one removed also fills a slot.)
+        mix_only = self.flat_rows[~self.flat_fwd]
+        extra = int(np.bincount(mix_only).max()) if len(mix_only) else 0
+        a_s = self.near(self.pub_a & self.speaking, k + extra, self.p.forward_radius)
+        a_a = self.near(self.pub_a, k + extra, self.p.forward_radius)
         s_s, s_a = self.src_rows(a_s), self.src_rows(a_a)
         a_a[(s_a >= 0) & self.speaking[np.maximum(s_a, 0)]] = EMPTY  # already in a_s
         if self.flat_rules:

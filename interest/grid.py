@@ -28,6 +28,7 @@ RANK_MASK = np.uint64((1 << RANK_BITS) - 1)
 D2_SHIFT = np.uint64(RANK_BITS)
 PRIO_SHIFT = np.uint64(62)
 MAX_GRID_CELLS = 1 << 22
+CHUNK_ROWS = 2048
 
 Keys = npt.NDArray[np.uint64]
 F32 = npt.NDArray[np.float32]
@@ -97,29 +98,46 @@ def nearest(
 ) -> Keys:
     """For each query, the keys of the `k` nearest sources with d < `radius` in the same group (the
     engine's privacy label), excluding the query itself (same rank). Returns an (n_queries, k) matrix,
-    ascending per row, EMPTY-padded."""
+    ascending per row, EMPTY-padded.
+
+    Cells are sized for the densest part of the world; each query starts with a block just wide
+    enough for its local density (so a packed crowd and its sparse outskirts both stay cheap), and a
+    query whose k-th neighbour is not provably inside its block is retried with a block twice as wide.
+    """
     n = len(q_pos)
     out = np.full((n, max(k, 0)), EMPTY, dtype=np.uint64)
     if n == 0 or k <= 0 or len(src_pos) == 0 or radius <= 0:
         return out
     grid = _Grid(src_pos, src_rank, src_group, q_pos, q_group, k, radius)
     r2 = radius_sq(radius)
+    max_level = max(1, math.ceil(radius / grid.cell))
+    level = np.minimum(grid.start_level(q_pos, k), max_level)
     pending = np.arange(n, dtype=np.int64)
-    level = 2 if grid.cell < radius else 1
     while pending.size:
-        keys = grid.candidates(q_pos[pending], q_rank[pending], q_group[pending], level, r2)
-        best = smallest_k(keys, k)
-        coverage = level * grid.cell
-        if coverage >= radius:
-            done = np.ones(len(pending), dtype=bool)
-        else:
-            # Complete if the k-th neighbour is strictly inside the block's guaranteed coverage.
-            kth = best[:, k - 1]
-            cov2 = np.float32(coverage * coverage * (1.0 - 1e-5))
-            done = (kth != EMPTY) & (key_d2(kth) < cov2)
-        out[pending[done]] = best[done]
-        pending = pending[~done]
-        level *= 2
+        lv = level[pending]
+        next_pending = []
+        for current in np.unique(lv):
+            rows = pending[lv == current]
+            # Chunks of rows keep the padded candidate matrices small (memory bound, cache friendly).
+            best = np.concatenate(
+                [
+                    smallest_k(grid.candidates(q_pos[c], q_rank[c], q_group[c], int(current), r2), k)
+                    for c in np.array_split(rows, max(1, math.ceil(len(rows) / CHUNK_ROWS)))
+                ]
+            )
+            coverage = int(current) * grid.cell
+            if current >= max_level:
+                done = np.ones(len(rows), dtype=bool)
+            else:
+                # Complete if the k-th neighbour is strictly inside the block's guaranteed coverage.
+                kth = best[:, k - 1]
+                cov2 = np.float32(coverage * coverage * (1.0 - 1e-5))
+                done = (kth != EMPTY) & (key_d2(kth) < cov2)
+            out[rows[done]] = best[done]
+            retry = rows[~done]
+            level[retry] = np.minimum(level[retry] * 2, max_level)
+            next_pending.append(retry)
+        pending = np.concatenate(next_pending)
     return out
 
 
@@ -134,7 +152,10 @@ class _Grid:
         hi = np.maximum(xz.max(axis=0), q_pos[:, [0, 2]].max(axis=0)) + 1e-3
         span = np.maximum(hi - lo, 1e-3)
         self.n_groups = int(max(src_group.max(), q_group.max())) + 1
-        cell = min(radius, max(radius / 64.0, _cell_for_k(xz, k, radius) / 2.0))
+        self.coarse = radius / 2.0
+        self.coarse_counts, self.coarse_keys = _coarse_counts(xz, self.coarse)
+        densest = float(self.coarse_counts.max()) / (self.coarse * self.coarse)
+        cell = min(radius, max(radius / 64.0, _radius_for_k(densest, k) / 2.0))
         # Keep the dense cell table bounded: coarser cells only cost more candidates.
         while (
             math.ceil(span[0] / cell) * math.ceil(span[1] / cell) * self.n_groups > MAX_GRID_CELLS
@@ -158,6 +179,16 @@ class _Grid:
         self.sy = np.ascontiguousarray(sorted_pos[:, 1])
         self.sz = np.ascontiguousarray(sorted_pos[:, 2])
         self.srank = src_rank[order].astype(np.uint64)
+
+    def start_level(self, q_pos: F32, k: int) -> I64:
+        """Per query, the block half-width (in cells) expected to hold its k nearest, from the
+        density of the coarse cell around it."""
+        key = _coarse_key(q_pos[:, [0, 2]].astype(np.float64), self.coarse)
+        i = np.minimum(np.searchsorted(self.coarse_keys, key), len(self.coarse_keys) - 1)
+        count = np.where(self.coarse_keys[i] == key, self.coarse_counts[i], 0)
+        density = np.maximum(count, 1) / (self.coarse * self.coarse)
+        reach = np.sqrt(max(k, 1) / (np.pi * density)) * 1.1
+        return np.maximum(1, np.ceil(reach / self.cell)).astype(np.int64)
 
     def _cells(self, xz: npt.NDArray[np.float64]) -> tuple[I64, I64]:
         c = np.floor((xz - self.lo) / self.cell).astype(np.int64)
@@ -212,12 +243,17 @@ class _Grid:
         return m
 
 
-def _cell_for_k(xz: npt.NDArray[np.float64], k: int, radius: float) -> float:
-    """The radius that holds about k sources where most sources are (density weighted by the sources
-    themselves, so a packed crowd with empty outskirts gets small cells)."""
-    coarse = radius / 4.0
+def _coarse_key(xz: npt.NDArray[np.float64], coarse: float) -> I64:
     c = np.floor(xz / coarse).astype(np.int64)
-    _, counts = np.unique(c[:, 0] * 2_000_003 + c[:, 1], return_counts=True)
-    weighted = float((counts.astype(np.float64) ** 2).sum() / counts.sum())
-    density = weighted / (coarse * coarse)
-    return math.sqrt(max(k, 1) / (math.pi * density)) * 1.1
+    return c[:, 0] * 4_000_037 + c[:, 1]
+
+
+def _coarse_counts(xz: npt.NDArray[np.float64], coarse: float) -> tuple[I64, I64]:
+    """Sources per coarse cell (side `coarse`): a cheap local density map."""
+    keys, counts = np.unique(_coarse_key(xz, coarse), return_counts=True)
+    return counts.astype(np.int64), keys
+
+
+def _radius_for_k(density: float, k: int) -> float:
+    """The radius of a disc holding about k sources at `density` (per m²), with a little margin."""
+    return math.sqrt(max(k, 1) / (math.pi * max(density, 1e-12))) * 1.1

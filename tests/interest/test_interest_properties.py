@@ -120,7 +120,7 @@ def privacy_ok(
                     assert flags[b] & AvatarFlags.PUBLISH_VIDEO
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world_st(), st.randoms(use_true_random=False))
 def test_engine_matches_reference(ticks: list, rnd) -> None:  # type: ignore[no-untyped-def]
     engine = InterestEngine(ticks[0][0])
