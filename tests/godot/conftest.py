@@ -26,6 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ADDON = REPO / "clients" / "godot_plugin" / "addons" / "hubbub"
+DEMO = REPO / "clients" / "godot_plugin" / "demo"
 GD_TESTS = Path(__file__).resolve().parent
 VECTORS = REPO / "tests" / "vectors"
 SCRIPT_ERROR = re.compile(r"SCRIPT ERROR|Parse Error|Compile Error")
@@ -153,6 +154,12 @@ def build_project(dest: Path) -> None:
     (dest / "vectors").mkdir(exist_ok=True)
     for js in VECTORS.glob("*.json"):
         shutil.copy2(js, dest / "vectors" / js.name)
+
+
+def build_demo(dest: Path) -> None:
+    """The demo project with its addons/hubbub symlink replaced by a copy (a symlink to outside the
+    project would dangle inside the chroot's bind mount)."""
+    shutil.copytree(DEMO, dest, symlinks=False, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import GodotProject, HubbubServer, mint
+from .conftest import GodotProject, HubbubServer, build_demo, mint
 
 pytestmark = pytest.mark.godot
 
@@ -23,3 +23,25 @@ def test_join_pose_corrections_data_voice_leave(
     assert res.returncode == 0 and res.failed == 0, res.explain() + "\n--- server\n" + plaza_server.log()
     res.assert_clean(min_passed=30)
     print("\n".join(res.info), f"\n{res.passed} checks in {res.seconds:.1f} s")
+
+
+def test_demo_project_joins(
+    godot_wrapper: str, plaza_server: HubbubServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The demo's main scene, headless, joins plaza via the server's /dev/token and runs its HUD loop."""
+    path = tmp_path_factory.mktemp("demo")
+    build_demo(path)
+    demo = GodotProject(godot_wrapper, path)
+    imported = demo.godot("--import", timeout=300)
+    assert imported.returncode == 0, imported.explain()
+    res = demo.godot(
+        "--",
+        f"--server=http://127.0.0.1:{plaza_server.port}",
+        "--name=Demo",
+        "--quit-after=5",
+        timeout=60,
+    )
+    assert res.returncode == 0, res.explain()
+    assert "hubbub demo: joined plaza as #" in res.stdout, res.explain() + plaza_server.log()
+    assert "SCRIPT ERROR" not in res.stderr, res.explain()
+    assert "Demo" in plaza_server.log() or "joined as" in plaza_server.log()

@@ -160,9 +160,14 @@ func ping() -> int:
 	return _ping_id
 
 
-## Where the server last put the local avatar, as sent (for tests and HUDs).
+## The local avatar's transform as last sent to the server.
 func last_sent_pose() -> Transform3D:
 	return _last_pose
+
+
+## RMS (0..1 of full scale) of the last captured microphone frame; 0 before voice starts.
+func get_mic_level() -> float:
+	return _capture.input_level if _capture != null else 0.0
 
 
 # ------------------------------------------------------------------------------------------ connection
