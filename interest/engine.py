@@ -58,7 +58,6 @@ from interest.grid import (
     nearest,
     radius_sq,
     smallest_k,
-    squared_distance,
 )
 from interest.params import InterestParams, Zone
 from interest.shapes import contains
@@ -191,6 +190,7 @@ class _World:
     ids: I64
     sorted_ids: I64
     pos: npt.NDArray[np.float32]
+    xyz: tuple[npt.NDArray[np.float32], ...]  # contiguous columns: 1-D gathers are much cheaper
     order: I64  # rank -> row
     rank: I64  # row -> rank
     visible: BoolA
@@ -249,6 +249,7 @@ class _World:
             w.row_of_id = np.full(top + 1, -1, dtype=np.int64)
             w.row_of_id[w.ids] = np.arange(n, dtype=np.int64)
         w.n = n
+        w.xyz = tuple(np.ascontiguousarray(w.pos[:, i]) for i in range(3))
         w.visible = (fl & AvatarFlags.HIDDEN) == 0
         w.pub_a = w.visible & ((fl & AvatarFlags.PUBLISH_AUDIO) != 0)
         w.pub_v = w.visible & ((fl & AvatarFlags.PUBLISH_VIDEO) != 0)
@@ -317,8 +318,14 @@ class _World:
             self.pos[src], self.rank[src], self.group[src], self.pos, self.rank, self.group, k, radius
         )
 
+    def pair_d2(self, rows: I64, src: I64) -> npt.NDArray[np.float32]:
+        """Same float32 formula as `grid.squared_distance`, with 1-D gathers."""
+        x, y, z = self.xyz
+        dx, dy, dz = x[src] - x[rows], y[src] - y[rows], z[src] - z[rows]
+        return (dx * dx + dy * dy) + dz * dz
+
     def pair_keys(self, rows: I64, src: I64, prio: int | npt.NDArray[np.uint64]) -> Keys:
-        return make_keys(squared_distance(self.pos[rows], self.pos[src]), self.rank[src], prio)
+        return make_keys(self.pair_d2(rows, src), self.rank[src], prio)
 
     def hysteresis_extras(
         self, prev: _Prev, eligible: BoolA, radius: float, flat_excluded: bool
@@ -327,7 +334,7 @@ class _World:
         (those inside the radius are found by the spatial query)."""
         ok = prev.src >= 0
         r, s = prev.rows[ok], prev.src[ok]
-        d2 = squared_distance(self.pos[r], self.pos[s])
+        d2 = self.pair_d2(r, s)
         r2, wide2 = radius_sq(radius), radius_sq(radius * (1.0 + self.p.hysteresis))
         keep = eligible[s] & (self.group[r] == self.group[s]) & (r != s) & (d2 >= r2) & (d2 < wide2)
         if flat_excluded:
