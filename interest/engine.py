@@ -67,6 +67,7 @@ I64 = npt.NDArray[np.int64]
 Keys = npt.NDArray[np.uint64]
 BoolA = npt.NDArray[np.bool_]
 
+_JOIN_CHUNK = 4096
 # Priority classes (bits 62-63 of a key).
 _FLAT_SPEAKER, _FLAT, _SPEAKER, _PLAIN = 0, 1, 2, 3
 
@@ -505,16 +506,21 @@ class _World:
         pidx[prev.rows, prev.col] = np.arange(len(prev.rows), dtype=np.int64)
         new_ids = np.where(valid, self.ids[self.src_rows(keys)], 0)
         nm = np.where(valid, (new_ids << 1) | 1, big)
-        v = np.hstack([pm, nm])
-        order = np.argsort(v, axis=1)
-        s = np.take_along_axis(v, order, axis=1)
-        match = (s[:, :-1] != big) & ((s[:, :-1] >> 1) == (s[:, 1:] >> 1))
-        r, j = np.nonzero(match)
-        p_i = pidx[r, order[r, j]]
-        n_col = order[r, j + 1] - wp
         # Index of a valid new entry in row-major order.
         flat_index = np.cumsum(valid.ravel()) - 1
-        n_i = flat_index[r * keys.shape[1] + n_col]
+        p_parts, n_parts = [], []
+        for lo in range(0, n, _JOIN_CHUNK):  # chunks of rows keep the sort cache-sized
+            hi = min(n, lo + _JOIN_CHUNK)
+            v = np.hstack([pm[lo:hi], nm[lo:hi]])
+            order = np.argsort(v, axis=1)
+            s = np.take_along_axis(v, order, axis=1)
+            match = (s[:, :-1] != big) & ((s[:, :-1] >> 1) == (s[:, 1:] >> 1))
+            r, j = np.nonzero(match)
+            p_parts.append(pidx[lo + r, order[r, j]])
+            n_col = order[r, j + 1] - wp
+            n_parts.append(flat_index[(lo + r) * keys.shape[1] + n_col])
+        p_i = np.concatenate(p_parts)
+        n_i = np.concatenate(n_parts)
         prev_of_new = np.full(nnz, -1, dtype=np.int64)
         prev_of_new[n_i] = p_i
         matched = np.zeros(len(prev.rows), dtype=bool)
