@@ -90,11 +90,12 @@ func run() -> void:
 	a_avatar.global_position = start + Vector3(2, 0, 0)
 	a_avatar.rotation = Vector3(0, PI / 2, 0)
 	var target := a_avatar.global_position
-	t.ok(await wait_until(func() -> bool: return a_on_b.node.global_position.distance_to(target) < 0.01, 3.0),
-			"B sees A's walk: %s vs %s" % [a_on_b.node.global_position, target])
-	var seen_q := a_on_b.node.global_transform.basis.get_rotation_quaternion()
-	var angle := seen_q.angle_to(a_avatar.global_transform.basis.get_rotation_quaternion())
-	t.ok(angle < 1e-3, "B sees A's rotation (off by %.5f rad after int16 quantisation)" % angle)
+	var target_q := a_avatar.global_transform.basis.get_rotation_quaternion()
+	var seen := func() -> bool:
+		return a_on_b.node.global_position.distance_to(target) < 0.01 \
+				and a_on_b.node.global_transform.basis.get_rotation_quaternion().angle_to(target_q) < 1e-3
+	t.ok(await wait_until(seen, 3.0), "B sees A's walk and turn (int16/mm quantised): %s vs %s, %s vs %s" % [
+			a_on_b.node.global_position, target, a_on_b.node.global_transform.basis.get_rotation_quaternion(), target_q])
 	t.eq(corrections.size(), 0, "no correction for a legal walk")
 	t.ok(a.stats["poses_sent"] > 10, "poses sent: %d" % a.stats["poses_sent"])
 
