@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from .conftest import GodotProject, HubbubServer, build_demo, mint
@@ -22,7 +24,28 @@ def test_join_pose_corrections_data_voice_leave(
     )
     assert res.returncode == 0 and res.failed == 0, res.explain() + "\n--- server\n" + plaza_server.log()
     res.assert_clean(min_passed=30)
+    # The server's own view of the session (its Prometheus counters)
+    m = metrics(plaza_server)
+    assert m.get('hubbub_messages_in_total{type="voice"}', 0) >= 40, m
+    assert m.get('hubbub_messages_in_total{type="data"}', 0) == 1, m
+    assert m.get('hubbub_messages_in_total{type="leave"}', 0) == 2, m
+    assert m.get("hubbub_poses_accepted_total", 0) >= 10, m
+    assert m.get('hubbub_poses_rejected_total{reason="speed"}', 0) >= 1, m
+    assert m.get('hubbub_poses_rejected_total{reason="bounds"}', 0) >= 1, m
+    assert not any(k.startswith("hubbub_errors_total") and v > 0 for k, v in m.items()), m
     print("\n".join(res.info), f"\n{res.passed} checks in {res.seconds:.1f} s")
+
+
+def metrics(server: HubbubServer) -> dict[str, float]:
+    """hubbub's /metrics (Prometheus text) as {'name{labels}': value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
 
 
 def test_demo_project_joins(

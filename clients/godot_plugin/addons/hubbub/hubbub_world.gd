@@ -16,6 +16,7 @@ signal joined(participant_id: int, welcome: Dictionary)
 signal left(reason: String)
 signal participant_entered(participant_id: int, info: Dictionary)
 signal participant_exited(participant_id: int)
+## From the server's `speakers` list (which may include your own id).
 signal speaking_changed(participant_id: int, speaking: bool, level_db: float)
 signal data_received(from_id: int, topic: String, payload: PackedByteArray)
 ## Server `error` messages (code from HubbubProtocol.ErrorCode, ref = offending message type) and
@@ -558,6 +559,8 @@ func _start_voice() -> void:
 		_capture.bus_name = capture_bus
 		_capture.use_microphone = use_microphone
 		add_child(_capture)
+	else:
+		_capture.clear()  # what was captured while disconnected is stale: do not send it in a burst
 	if _encoder == null or _encoder.codec != voice_codec:
 		_encoder = HubbubVoiceCodec.new(voice_codec)
 
@@ -588,6 +591,8 @@ func _update_remotes(now: float) -> void:
 	var ears := local_avatar.global_position if local_avatar != null else Vector3.ZERO
 	var audio: Dictionary = world_config.get("audio", {})
 	for remote: HubbubRemote in remotes.values():
+		if not is_instance_valid(remote.node):
+			continue  # freed by the application; _despawn tidies up on exit
 		remote.update_transform(render_time)
 		if not remote.native_attenuation and remote.player != null:
 			var g := HubbubAudioModel.gain(audio, ears.distance_to(remote.node.global_position))

@@ -2,7 +2,8 @@ class_name HubbubVoiceCapture
 extends Node
 ## Microphone capture for Hubbub voice: an AudioEffectCapture on a muted bus (the capture still sees
 ## the samples; the mute keeps your own voice out of your speakers), resampled from the mix rate to
-## 16 kHz and cut into 20 ms frames of int16.
+## 16 kHz and cut into 20 ms frames of int16. Give each HubbubWorld its own bus: captures on one bus
+## share one AudioEffectCapture, and each would drain part of it.
 ##
 ## With use_microphone = false nothing plays on the bus unless you put something there (any
 ## AudioStreamPlayer with bus = bus_name): tests feed a generator this way, through the same path.
@@ -45,6 +46,13 @@ func _ready() -> void:
 		_mic.bus = bus_name
 		add_child(_mic)
 		_mic.play()
+
+
+## Forgets captured audio not yet read.
+func clear() -> void:
+	if _capture != null:
+		_capture.clear_buffer()
+	_pending.clear()
 
 
 ## Drains the capture buffer; returns the complete 16 kHz frames (FRAME_SAMPLES int16 each).
