@@ -42,6 +42,8 @@ func run() -> void:
 	w.speaking_changed.connect(func(pid: int, on: bool, db: float) -> void: speaking.append([pid, on, db]))
 	w.error.connect(func(code: int, msg: String, _r: String) -> void: errors.append([code, msg]))
 	w.participant_exited.connect(func(pid: int) -> void: exited.append(pid))
+	var data_got := []
+	w.data_received.connect(func(from: int, topic: String, payload: PackedByteArray) -> void: data_got.append([from, topic, payload]))
 	w.connect_to_world(args["url"], "scripted-token")
 	t.ok(await wait_until(func() -> bool: return w.is_joined(), 10.0), "joined the scripted server")
 	t.eq(w.participant_id, 42, "participant id from welcome")
@@ -88,6 +90,11 @@ func run() -> void:
 	t.ok(await wait_until(func() -> bool: return w.stats["bad_frames"] >= 3, 5.0), "bad frames counted: %d" % w.stats["bad_frames"])
 	t.ok(w.is_joined(), "still joined after bad frames")
 	t.ok(errors.any(func(e: Array) -> bool: return e[0] == 102), "server error message surfaced: %s" % [errors])
+	t.ok(await wait_until(func() -> bool: return not data_got.is_empty(), 5.0), "data from a JSON text frame")
+	if not data_got.is_empty():
+		t.eq(data_got[0][0], 7, "JSON data: from is an int")
+		t.eq(data_got[0][1], "json", "JSON data: topic")
+		t.eq(data_got[0][2], PackedByteArray([0, 255, 104, 105]), "JSON data: base64 payload decoded to bytes")
 	t.ok(await wait_until(func() -> bool: return exited.has(7), 5.0), "bot exited")
 	t.eq(w.get_remote(7), null, "remote removed")
 	print("INFO stats ", w.stats)

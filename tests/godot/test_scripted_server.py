@@ -2,9 +2,10 @@
 
 The live server cannot forward voice to WebSocket clients yet (that needs the media backend), so this
 server plays that part with the real encoders (world.protocol, world.voice_codec): a participant enters,
-walks and talks (adpcm16k), a stereo bed plays (ulaw16k, ch 2), speakers change, undecodable frames and
-an error arrive. In the other direction it decodes the voice Godot captured from a 300 Hz tone on its
-capture bus: the GDScript encoder -> WebSocket -> Python decoder chain, checked for level and pitch.
+walks and talks (adpcm16k), a stereo bed plays (ulaw16k, ch 2), speakers change, undecodable frames,
+an error and a JSON text frame arrive. In the other direction it decodes the voice Godot captured from a
+300 Hz tone on its capture bus: the GDScript encoder -> WebSocket -> Python decoder chain, checked for
+level and pitch.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class ScriptedServer:
                 await send({"t": "voice", "from": 7, "codec": "adpcm16k", "seq": 0, "pcm": b"x"})
                 await send({"t": "poses", "tick": 1, "ids": b"\x07\x00\x00\x00", "pos": b"", "rot": b""})
                 await send(protocol.error(protocol.ErrorCode.INVALID_FIELD, "pose.p: must be a list", "pose"))
+            if i == 80:  # a JSON text frame: bytes travel as base64
+                data = {"t": "data", "from": 7, "topic": "json", "payload": b"\x00\xffhi"}
+                await ws.send(protocol.encode(data, binary=False))
             await asyncio.sleep(0.02)
         await send({"t": "exit", "ids": [7]})
         await reader
