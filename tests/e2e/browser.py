@@ -62,3 +62,16 @@ async def until(page: Page, expression: str, timeout: float = 20.0, interval: fl
         "mixed: hubbub.mixedLevel(), pose: hubbub.state.pose, avatars: hubbub.avatars()})"
     )
     raise AssertionError(f"timed out waiting for {expression!r}; page state: {state}")
+
+
+async def walk(page: Page, x: float, z: float, timeout: float = 60.0) -> None:
+    """Walk the page's avatar to (x, z). moveTo resolves false when the server corrects the pose (e.g. a
+    speed-limit clamp on a loaded machine); then walk on from wherever the server put us."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pose = await page.evaluate("hubbub.state.pose")
+            raise AssertionError(f"could not walk to ({x}, {z}): at {pose}")
+        if await asyncio.wait_for(page.evaluate(f"hubbub.moveTo({x}, {z})"), left):
+            return

@@ -43,7 +43,7 @@ async def test_browser_answers_offer_tags_slots_and_spatializes() -> None:
         # The page walks; its poses reach the server on the state channel, at most 20 per second.
         before = len(session.poses)
         t0 = asyncio.get_running_loop().time()
-        await page.evaluate("hubbub.moveTo(0, 6)")  # resolves on arrival (1.5 s at 4 m/s)
+        assert await asyncio.wait_for(page.evaluate("hubbub.moveTo(0, 6)"), 20)  # true on arrival (1.5 s)
         elapsed = asyncio.get_running_loop().time() - t0
         # The final pose goes out within one throttle interval of arrival.
         await wait_for(lambda: abs(session.poses[-1][1]["p"][2] - 6) < 1e-9, timeout=2)

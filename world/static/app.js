@@ -119,7 +119,7 @@ async function handle(msg) {
       break;
     case 'corrected':
       state.pose = { p: msg.p, q: msg.q }; state.yaw = yawFromQuat(msg.q); state.corrected++;
-      if (walk) walk.target = null;
+      if (walk) { walk.resolve(false); walk = null; }  // the server stopped us: moveTo resolves false
       break;
     case 'error':
       state.errors.push(`${msg.code}: ${msg.message}`);
@@ -279,10 +279,10 @@ function step(dt) {
   let [x, y, z] = state.pose.p;
   let moved = false;
   const speed = maxSpeed();
-  if (walk && walk.target) {
+  if (walk) {
     const [tx, tz] = walk.target;
     const dx = tx - x, dz = tz - z, d = Math.hypot(dx, dz), s = walk.speed * dt;
-    if (d <= s) { x = tx; z = tz; walk.target = null; walk.resolve(); walk = null; } else { x += (dx / d) * s; z += (dz / d) * s; }
+    if (d <= s) { x = tx; z = tz; walk.resolve(true); walk = null; } else { x += (dx / d) * s; z += (dz / d) * s; }
     moved = true;
   }
   let fwd = 0, side = 0, turn = 0;
@@ -310,7 +310,7 @@ function step(dt) {
 
 function moveTo(x, z, speed) {
   // Walk (not teleport: the server corrects jumps faster than max_speed) and resolve on arrival.
-  if (walk) walk.resolve();
+  if (walk) walk.resolve(false);
   return new Promise((resolve) => { walk = { target: [x, z], speed: Math.min(speed || maxSpeed(), maxSpeed()), resolve }; });
 }
 
