@@ -54,8 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     from world.server import Hubbub  # imported here so `hubbub check/token` stay light
+    from world.sfu_backend import SfuMedia
 
-    server = Hubbub(cfg, config_path=args.config)
+    server = Hubbub(cfg, config_path=args.config, media_factory=lambda wcfg: SfuMedia(wcfg, cfg.server))
     try:
         port = await server.start(args.host, args.port)
     except OSError as exc:

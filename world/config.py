@@ -133,6 +133,8 @@ class ServerSection(_Strict):
     keys: dict[str, KeySecret] = Field(default_factory=dict)
     allow_anonymous: bool = False
     reconnect_grace_s: float = Field(default=20.0, ge=0)
+    # Host addresses the SFU offers as ICE candidates; None = every interface aioice finds.
+    ice_host_addresses: list[str] | None = None
     limits: Limits = Limits()
 
 

@@ -71,6 +71,9 @@ class World:
         await self.ticker.stop()
         for p in list(self.participants.values()):
             await self.remove(p.pid)
+        close = getattr(self.media, "close", None)
+        if close is not None:
+            await close()
 
     def reconfigure(self, cfg: WorldConfig, server: ServerSection) -> None:
         """Hot reload: new radii, zones, audio, speed and spawn points; sessions stay."""
@@ -79,6 +82,9 @@ class World:
         self.server = server
         self._spawn = itertools.cycle(range(len(cfg.spawn_points)))
         self.ticker.set_rate(cfg.tick_rate)
+        reconfigure = getattr(self.media, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(cfg)
 
     # ------------------------------------------------------------------ membership
 
