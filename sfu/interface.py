@@ -284,6 +284,10 @@ class SFU:
         """The world's pose table for this tick (row i = participant ids[i]); used by the mixer."""
         self._mixer.update_poses(np.asarray(ids), np.asarray(positions), np.asarray(quaternions))
 
+    def set_mixer(self, mixer: Mixer) -> None:
+        """Swap the bed's mixer (hot reload of distance model or pan law); takes effect next frame."""
+        self._mixer.mixer = mixer
+
     def slot_sources(self, pid: int) -> dict[str, list[int | None]]:
         session = self._sessions[pid]
         return {"audio": list(session.audio), "video": list(session.video)}
