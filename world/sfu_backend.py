@@ -62,7 +62,9 @@ class SfuMedia:
 
     def __init__(self, world: WorldConfig, server: ServerSection) -> None:
         self._events: MediaEvents | None = None
-        self.sfu = SFU(sfu_config(world, server), encode=_encode_binary, on_gone=self._on_gone, mixer=world_mixer(world))
+        self.sfu = SFU(
+            sfu_config(world, server), encode=_encode_binary, on_gone=self._on_gone, mixer=world_mixer(world)
+        )
         # Participants whose peer connection exists but who have not yet been given a view: the tick
         # that first lists them may run while `add_participant` is still awaiting the offer.
         self._fresh: set[int] = set()
