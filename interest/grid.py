@@ -110,7 +110,7 @@ def nearest(
         return out
     grid = _Grid(src_pos, src_rank, src_group, q_pos, q_group, k, radius)
     r2 = radius_sq(radius)
-    max_level = max(1, math.ceil(radius / grid.cell))
+    max_level = max(1, math.ceil(radius / grid.cell))  # this block covers the whole radius
     level = np.minimum(grid.start_level(q_pos, k), max_level)
     pending = np.arange(n, dtype=np.int64)
     while pending.size:
@@ -156,18 +156,14 @@ class _Grid:
         self.coarse_counts, self.coarse_keys = _coarse_counts(xz, self.coarse)
         densest = float(self.coarse_counts.max()) / (self.coarse * self.coarse)
         cell = min(radius, max(radius / 64.0, _radius_for_k(densest, k) / 2.0))
-        # Keep the dense cell table bounded: coarser cells only cost more candidates.
-        while (
-            math.ceil(span[0] / cell) * math.ceil(span[1] / cell) * self.n_groups > MAX_GRID_CELLS
-            and cell < radius
-        ):
-            cell = min(radius, cell * 2.0)
+        # Keep the dense cell table bounded (one avatar far away must not blow it up): coarser
+        # cells, even wider than the radius, only cost more candidates.
+        while math.ceil(span[0] / cell) * math.ceil(span[1] / cell) * self.n_groups > MAX_GRID_CELLS:
+            cell *= 2.0
         self.cell = cell
         self.lo = lo
         self.nx = max(1, math.ceil(span[0] / cell))
         self.nz = max(1, math.ceil(span[1] / cell))
-        if self.nx * self.nz * self.n_groups > 4 * MAX_GRID_CELLS:
-            raise ValueError("world too large for the interest grid (cells exceed the table bound)")
         cx, cz = self._cells(xz)
         index = (src_group * self.nz + cz) * self.nx + cx
         order = np.argsort(index, kind="stable")

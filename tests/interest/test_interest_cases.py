@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from interest_helpers import quats, result_state
+from interest_helpers import ordered, quats, result_state
+from interest_reference import empty_state, reference_tick
 
 from interest import (
     AvatarFlags,
@@ -178,6 +179,19 @@ def test_hot_reload_radii() -> None:
     r = tick(e, [1, 2], [(0, 0), (20, 0)])
     assert sets(r, "forwarded")[1] == {2: False} and sets(r, "mixed")[1] == {}
     assert r.diffs.forwarded.added.row(0).tolist() == [2] and r.diffs.mixed.removed.row(0).tolist() == [2]
+
+
+def test_far_away_avatar_and_huge_world() -> None:
+    """One avatar kilometres away (or a world of many privacy groups) must not break the grid."""
+    rng = np.random.default_rng(5)
+    xs = [(float(x), float(z)) for x, z in rng.uniform(-20, 20, (200, 2))] + [(3e7, -3e7)]
+    e = InterestEngine(InterestParams(zones=(Zone("room", "private", Box((0, -1, 0), (5, 3, 5))),)))
+    r = tick(e, list(range(201)), xs)
+    assert sets(r, "positions")[200] == {}
+    pos = np.array([(x, 0.0, z) for x, z in xs], dtype=np.float32)
+    flags = np.full(201, AV, dtype=np.int64)
+    want = reference_tick(e.params, empty_state(), np.arange(201), pos, flags, np.zeros(201, np.float32))
+    assert ordered(result_state(r)) == ordered(want)
 
 
 def test_deterministic() -> None:
