@@ -34,6 +34,20 @@ Position tier
     Tier i is the first tier with d < distance_i (beyond the last tier: the last tier). Hysteresis:
     a peer keeps its previous (nearer) tier p while d < distance_p·(1 + hysteresis).
 
+Inputs per tick: ids (unique, uint32 range), positions (N, 3) float32 metres, orientations (N, 4)
+quaternions x, y, z, w, flags (`AvatarFlags` bits) and levels: the *speaking level*, a smoothed
+linear audio level in 0..1 (e.g. the RMS envelope the mixer or the client reports); a source is a
+current speaker when its level is at least ``params.speaking_threshold``. Bad input raises
+ValueError with a message and leaves the engine's state untouched.
+
+Representation: every category is a `CsrSets` (indptr, ids, attr), rows aligned with the input
+order, entries in priority order; `TickResult.diffs` has added / removed / changed per category.
+
+Cost: every tick is a full, vectorized recompute (spatial grid queries in `interest.grid`, then a
+per-row join with the last tick for hysteresis, tiers and diffs). Flat zone pairs are enumerated
+explicitly: |audience| x |stage publishers| and |members|² per meeting, so keep meetings small.
+Measured times are in docs/bench/interest.md (far from the targets; see there why).
+
 Determinism: every choice is a total order on integer keys (see `interest.grid`), so the same input
 gives the same output. Orientations are accepted (and validated) but not used yet: reserved for
 view-dependent video.
@@ -68,8 +82,9 @@ Keys = npt.NDArray[np.uint64]
 BoolA = npt.NDArray[np.bool_]
 
 _JOIN_CHUNK = 4096
-# Priority classes (bits 62-63 of a key).
+# Priority classes (bits 62-63 of a key): bit 63 = "not flat", bit 62 = "not speaking".
 _FLAT_SPEAKER, _FLAT, _SPEAKER, _PLAIN = 0, 1, 2, 3
+_NOT_FLAT = _SPEAKER  # mixed ignores speaking: every non-flat entry is in this class
 
 
 @dataclass(frozen=True)
@@ -369,7 +384,7 @@ class _World:
         er = np.concatenate([fr, hr])
         es = np.concatenate([fs, hs])
         flat = np.concatenate([np.ones(len(fr), bool), np.zeros(len(hr), bool)])
-        prio = (np.where(flat, 0, 2) + np.where(self.speaking[es], 0, 1)).astype(np.uint64)
+        prio = (np.where(flat, _FLAT_SPEAKER, _SPEAKER) + np.where(self.speaking[es], 0, 1)).astype(np.uint64)
         return _merge_extra(base, er, self.pair_keys(er, es, prio), k)
 
     def mixed(self, fwd: Keys, prev_fwd: _Prev, prev_mixed: _Prev) -> Keys:
@@ -395,7 +410,7 @@ class _World:
                 drop[:, :c] |= hit
         a = a.copy()
         a[drop] = EMPTY
-        a[~drop] |= np.uint64(_SPEAKER) << np.uint64(62)  # class "not flat" (no speaker priority here)
+        a[~drop] |= np.uint64(_NOT_FLAT) << np.uint64(62)
         base = compact_rows(a, k)
         # Flat pairs that did not get a forwarded slot.
         fr, fs = self.flat_rows, self.flat_src
@@ -407,7 +422,7 @@ class _World:
             run = np.cumsum(ff) - 1
             first_of_row = np.searchsorted(fr, fr)
             before = np.where(first_of_row > 0, np.cumsum(ff)[np.maximum(first_of_row - 1, 0)], 0)
-            fwd_rank = run - np.where(first_of_row > 0, before, 0)
+            fwd_rank = run - before  # index of each "forward" pair within its row's flat list
             keep = ~ff | (fwd_rank >= kf)
             fr, fs = fr[keep], fs[keep]
         both = _Prev(
@@ -428,7 +443,7 @@ class _World:
             hr, hs = hr[nf], hs[nf]
         er = np.concatenate([fr, hr])
         es = np.concatenate([fs, hs])
-        prio = np.concatenate([np.zeros(len(fr), np.uint64), np.full(len(hr), 2, np.uint64)])
+        prio = np.concatenate([np.zeros(len(fr), np.uint64), np.full(len(hr), _NOT_FLAT, np.uint64)])
         return _merge_extra(base, er, self.pair_keys(er, es, prio), k)
 
     def plain(self, eligible: BoolA, k: int, radius: float, prev: _Prev) -> Keys:
