@@ -149,7 +149,7 @@ class OutSlot:
         out_seq = (seq + self._seq_off) & 0xFFFF
         out_ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
         level = packet.extensions.audio_level
-        ext = self.ext.build(None if level is None else ((0x80 if level[0] else 0) | level[1]))
+        ext = self.ext.plain if level is None else self.ext.build((0x80 if level[0] else 0) | level[1])
         data = (
             HEADER.pack(0x90 if ext else 0x80, (packet.marker << 7) | self.pt, out_seq, out_ts, self.ssrc)
             + ext

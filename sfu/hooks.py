@@ -57,6 +57,12 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     sink: Callable[[RtpPacket], None]
     last_ssrc: int | None
+    # aiortc's private state, looked up once (the per-packet path must not build attribute names).
+    _fw_codecs: dict[int, RTCRtpCodecParameters]
+    _fw_streams: dict[int, StreamStatistics]
+    _fw_rtx: dict[int, int]
+    _fw_estimator: Any
+    _fw_nack: Any
 
     @classmethod
     def adopt(cls, receiver: RTCRtpReceiver, sink: Callable[[RtpPacket], None]) -> ForwardingReceiver:
@@ -64,20 +70,23 @@ class ForwardingReceiver(RTCRtpReceiver):
         assert isinstance(receiver, ForwardingReceiver)
         receiver.sink = sink
         receiver.last_ssrc = None
+        receiver._fw_codecs = getattr(receiver, _R + "codecs")
+        receiver._fw_streams = getattr(receiver, _R + "remote_streams")
+        receiver._fw_rtx = getattr(receiver, _R + "rtx_ssrc")
+        receiver._fw_estimator = getattr(receiver, _R + "remote_bitrate_estimator")
+        receiver._fw_nack = getattr(receiver, _R + "nack_generator")
         return receiver
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
         # aiortc's receive() minus the decoder thread.
         if getattr(self, _R + "started"):
             return
-        codecs: dict[int, RTCRtpCodecParameters] = getattr(self, _R + "codecs")
         for codec in parameters.codecs:
             if codec.payloadType is not None:
-                codecs[codec.payloadType] = codec
-        rtx_ssrc: dict[int, int] = getattr(self, _R + "rtx_ssrc")
+                self._fw_codecs[codec.payloadType] = codec
         for encoding in parameters.encodings:
             if encoding.rtx:
-                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+                self._fw_rtx[encoding.rtx.ssrc] = encoding.ssrc
         self.transport._register_rtp_receiver(self, parameters)
         setattr(self, _R + "rtcp_task", asyncio.ensure_future(self._run_rtcp()))
         setattr(self, _R + "started", True)
@@ -85,11 +94,11 @@ class ForwardingReceiver(RTCRtpReceiver):
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if not self._enabled:
             return
-        codec: RTCRtpCodecParameters | None = getattr(self, _R + "codecs").get(packet.payload_type)
+        codec = self._fw_codecs.get(packet.payload_type)
         if codec is None:
             return
         # Statistics feed aiortc's receiver reports to the publisher (loss, jitter, RTT via LSR/DLSR).
-        streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
+        streams = self._fw_streams
         stream = streams.get(packet.ssrc)
         if stream is None:
             stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
@@ -108,7 +117,7 @@ class ForwardingReceiver(RTCRtpReceiver):
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
 
-        estimator = getattr(self, _R + "remote_bitrate_estimator")
+        estimator = self._fw_estimator
         if estimator is not None and packet.extensions.abs_send_time is not None:
             remb = estimator.add(
                 abs_send_time=packet.extensions.abs_send_time,
@@ -122,7 +131,7 @@ class ForwardingReceiver(RTCRtpReceiver):
                     RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
                 )
 
-        nack = getattr(self, _R + "nack_generator")
+        nack = self._fw_nack
         if nack is not None and nack.add(packet):
             await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,7 +41,10 @@ logger = logging.getLogger(__name__)
 AUDIO_CLOCK = 48000
 VIDEO_CLOCK = 90000
 OPUS_FRAME = 960  # 20 ms at 48 kHz
-MAX_UDP_BACKLOG = 256 * 1024  # bytes queued in asyncio's datagram transport before we drop
+
+
+def _no_socket(data: bytes, addr: Any) -> None:
+    raise OSError("not connected")
 
 
 def _codec_preferences(kind: str, mime: str) -> list[Any]:
@@ -106,7 +110,8 @@ class Peer:
         self._transceivers: dict[OutSlot, RTCRtpTransceiver] = {}
         self._publish_transceivers: list[RTCRtpTransceiver] = []
         self._tx: pylibsrtp.Session | None = None
-        self._udp: asyncio.DatagramTransport | None = None
+        self._sendto: Callable[[bytes, Any], Any] = _no_socket
+        self.dropped = 0  # RTP packets dropped because the socket's send buffer was full
         self._addr: tuple[str, int] | None = None
         self._dtls: RTCDtlsTransport | None = None
         self.stun_requests = 0
@@ -241,7 +246,11 @@ class Peer:
             return False
         self._dtls = dtls
         self._tx = dtls._tx_srtp
-        self._udp = pair.protocol.transport
+        udp = pair.protocol.transport
+        # The raw non-blocking socket: a full send buffer raises BlockingIOError and the packet is
+        # dropped, where asyncio's transport would queue it without bound.
+        sock = getattr(udp, "_sock", None)
+        self._sendto = sock.sendto if isinstance(sock, socket.socket) else udp.sendto
         self._addr = pair.remote_addr
         return True
 
@@ -252,22 +261,19 @@ class Peer:
                 return
             tx = self._tx
             assert tx is not None
-        udp: Any = self._udp
-        if udp.is_closing() or udp.get_write_buffer_size() > MAX_UDP_BACKLOG:
-            return
         try:
-            udp.sendto(tx.protect(data), self._addr)
+            self._sendto(tx.protect(data), self._addr)
+        except BlockingIOError:
+            self.dropped += 1
         except (pylibsrtp.Error, OSError) as exc:
             logger.debug("pid %d: RTP send failed: %s", self.pid, exc)
 
     def send_rtcp(self, data: bytes) -> None:
         if self._tx is None and (self.closed or not self._resolve()):
             return
-        assert self._tx is not None and self._udp is not None
-        if self._udp.is_closing():
-            return
+        assert self._tx is not None
         try:
-            self._udp.sendto(self._tx.protect_rtcp(data), self._addr)
+            self._sendto(self._tx.protect_rtcp(data), self._addr)
         except (pylibsrtp.Error, OSError) as exc:
             logger.debug("pid %d: RTCP send failed: %s", self.pid, exc)
 
@@ -300,7 +306,6 @@ class Peer:
             return
         self.closed = True
         self._tx = None
-        self._udp = None
         try:
             # Shielded: cancelling a waiter of aiortc's close must not cancel aiortc's own close future.
             await asyncio.wait_for(asyncio.shield(self.pc.close()), timeout=5)

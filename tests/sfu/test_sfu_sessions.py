@@ -77,7 +77,7 @@ async def test_data_channels_bound_input_and_survive_bad_clients() -> None:
         assert sfu.stats()[7].messages_dropped >= 1000
         await asyncio.sleep(1.0)
         control.send(b"still here")
-        assert await until(lambda: got[-1] == (7, "control", b"still here"), 5)
+        assert await until(lambda: (7, "control", b"still here") in got, 20)
 
         # Server -> client, and bufferedAmount back-pressure on the lossy channel: refuse, never queue.
         assert sfu.send(7, "control", b"hello")
@@ -194,13 +194,21 @@ async def test_no_renegotiation_while_twenty_avatars_walk() -> None:
                 switches += sum(x != y for x, y in zip(before[i], after, strict=True))
             await asyncio.sleep(0.1)
         assert switches > 40, switches
+
+        def latest_map(c: TestClient) -> list[int | None] | None:
+            maps = [msgpack.unpackb(m) for ch, m in c.messages if ch == "control"]
+            maps = [m for m in maps if m.get("t") == "slots"]
+            return maps[-1]["audio"] if maps else None
+
+        # The reliable control channel delivers every listener's latest slot map.
+        assert await until(
+            lambda: all(latest_map(c) == sfu.slot_sources(pid)["audio"] for pid, c in clients.items()), 10
+        )
         assert server_signaling == [], "no renegotiation on the server"
         for pid, c in clients.items():
             assert len(c.signaling_changes) == client_changes[pid], "no renegotiation on the client"
             assert c.pc.signalingState == "stable"
             assert sfu._sessions[pid].peer.pc.signalingState == "stable"
-            slot_msgs = [msgpack.unpackb(m) for ch, m in c.messages if ch == "control"]
-            assert len([m for m in slot_msgs if m.get("t") == "slots"]) >= 2
             for mid in c.slots["audio"]:
                 log = list(c.rtp[mid])
                 if len(log) < 2:
