@@ -179,22 +179,33 @@ class Client:
         else:
             self._arm_pose_timer()
 
-    async def walk_to(self, p: Sequence[float], speed: float = 3.0, rate_hz: float = 20.0) -> None:
-        """Walk in a straight line to `p` at `speed` m/s, facing the way we go. Servers correct poses that
-        move faster than the world's max_speed, so moving far means walking, not jumping."""
+    async def walk_to(self, p: Sequence[float], speed: float = 3.0, rate_hz: float = 20.0) -> bool:
+        """Walk in a straight line to `p` at `speed` m/s, facing the way we go; True on arrival.
+
+        Servers correct poses that move faster than the world's max_speed, so moving far means walking,
+        not jumping. Each step starts from `self.pose`, so after a `corrected` message the walk carries on
+        from where the server put us. Gives up (False) after twice the expected time plus 5 s.
+        """
         import math
 
         from .wire import yaw_quaternion
 
-        x0, y0, z0 = self.pose.p
-        dx, dy, dz = p[0] - x0, p[1] - y0, p[2] - z0
-        distance = math.sqrt(dx * dx + dy * dy + dz * dz)
-        q = yaw_quaternion(math.atan2(-dx, -dz)) if distance > 1e-6 else self.pose.q
-        steps = max(1, math.ceil(distance / speed * rate_hz))
-        for i in range(1, steps + 1):
-            f = i / steps
-            self.set_pose((x0 + dx * f, y0 + dy * f, z0 + dz * f), q)
+        target = (float(p[0]), float(p[1]), float(p[2]))
+        step = speed / rate_hz
+        deadline = time.monotonic() + 2 * math.dist(self.pose.p, target) / speed + 5.0
+        while time.monotonic() < deadline:
+            here = self.pose.p
+            d = math.dist(here, target)
+            if d <= step:
+                self.set_pose(target)
+                return True
+            dx, dy, dz = ((t - h) / d for t, h in zip(target, here, strict=True))
+            self.set_pose(
+                (here[0] + dx * step, here[1] + dy * step, here[2] + dz * step),
+                yaw_quaternion(math.atan2(-dx, -dz)),
+            )
             await asyncio.sleep(1.0 / rate_hz)
+        return False
 
     async def send_data(
         self, topic: str, payload: bytes, reliable: bool = True, to: Sequence[int] | None = None

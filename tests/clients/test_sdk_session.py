@@ -117,3 +117,28 @@ async def test_join_refused_raises_join_error() -> None:
             assert exc.code == 120 and "bad token" in str(exc)
         else:
             raise AssertionError("join should have been refused")
+
+
+async def test_walk_to_carries_on_from_a_server_correction() -> None:
+    async with ServerDouble() as server:
+        client = await hb.connect(server.url, "tok", publish=False, decode_audio=False)
+        try:
+            await wait_for(lambda: client._state is not None and client._state.readyState == "open")
+            session = server.sessions[0]
+            walk = asyncio.create_task(client.walk_to((10.0, 0.0, 0.0), speed=10.0))
+            await wait_for(lambda: client.pose.p[0] > 3.0)
+            # The server pulls us back to x = 1 (as a speed clamp would).
+            session.control.send(hb.wire.encode(
+                {"t": "corrected", "p": [1.0, 0.0, 0.0], "q": [0, 0, 0, 1], "reason": "speed"}
+            ))
+            assert await asyncio.wait_for(walk, 10)
+            # The final pose may wait for the throttle's timer; it is never lost.
+            await wait_for(lambda: session.poses[-1][1]["p"][0] == 10.0, timeout=1)
+            xs = [m["p"][0] for _, m in session.poses]
+            back = next(i for i in range(1, len(xs)) if xs[i] < xs[i - 1])
+            assert xs[back] < 2.0  # the next step started from the corrected position, not ahead of it
+            steps = np.diff(xs[back:])
+            assert np.all(steps <= 0.5 + 1e-9)  # no jumps after it
+            assert xs[-1] == 10.0 and client.pose.p == (10.0, 0.0, 0.0)
+        finally:
+            await client.close()
