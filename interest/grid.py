@@ -29,6 +29,8 @@ D2_SHIFT = np.uint64(RANK_BITS)
 PRIO_SHIFT = np.uint64(62)
 MAX_GRID_CELLS = 1 << 22
 CHUNK_ROWS = 2048
+# Below this many (query, source) pairs a single all-pairs block beats the grid's bookkeeping.
+DENSE_PAIRS = 1 << 20
 
 Keys = npt.NDArray[np.uint64]
 F32 = npt.NDArray[np.float32]
@@ -108,8 +110,10 @@ def nearest(
     out = np.full((n, max(k, 0)), EMPTY, dtype=np.uint64)
     if n == 0 or k <= 0 or len(src_pos) == 0 or radius <= 0:
         return out
-    grid = _Grid(src_pos, src_rank, src_group, q_pos, q_group, k, radius)
     r2 = radius_sq(radius)
+    if n * len(src_pos) <= DENSE_PAIRS:
+        return smallest_k(_all_pairs(src_pos, src_rank, src_group, q_pos, q_rank, q_group, r2), k)
+    grid = _Grid(src_pos, src_rank, src_group, q_pos, q_group, k, radius)
     max_level = max(1, math.ceil(radius / grid.cell))  # this block covers the whole radius
     level = np.minimum(grid.start_level(q_pos, k), max_level)
     pending = np.arange(n, dtype=np.int64)
@@ -139,6 +143,17 @@ def nearest(
             next_pending.append(retry)
         pending = np.concatenate(next_pending)
     return out
+
+
+def _all_pairs(
+    src_pos: F32, src_rank: I64, src_group: I64, q_pos: F32, q_rank: I64, q_group: I64, r2: np.float32
+) -> Keys:
+    """Key matrix (n_queries, n_sources) of every pair, EMPTY where excluded."""
+    d2 = squared_distance(q_pos[:, None, :], src_pos[None, :, :])
+    keys = make_keys(d2, np.broadcast_to(src_rank[None, :], d2.shape))
+    drop = (d2 >= r2) | (q_rank[:, None] == src_rank[None, :]) | (q_group[:, None] != src_group[None, :])
+    keys[drop] = EMPTY
+    return keys
 
 
 class _Grid:

@@ -20,6 +20,7 @@ from interest import (
     Zone,
     apply_diff,
     contains,
+    grid,
 )
 
 coord = st.integers(-24, 24).map(lambda v: v / 2.0)
@@ -121,8 +122,18 @@ def privacy_ok(
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(world_st(), st.randoms(use_true_random=False))
-def test_engine_matches_reference(ticks: list, rnd) -> None:  # type: ignore[no-untyped-def]
+@given(world_st(), st.randoms(use_true_random=False), st.booleans())
+def test_engine_matches_reference(ticks: list, rnd, use_grid: bool) -> None:  # type: ignore[no-untyped-def]
+    # Small worlds normally take the all-pairs path; force the spatial grid for half the examples.
+    saved = grid.DENSE_PAIRS
+    grid.DENSE_PAIRS = 0 if use_grid else saved
+    try:
+        _check_ticks(ticks, rnd)
+    finally:
+        grid.DENSE_PAIRS = saved
+
+
+def _check_ticks(ticks: list, rnd) -> None:  # type: ignore[no-untyped-def]
     engine = InterestEngine(ticks[0][0])
     ref_prev: State = empty_state()
     prev_result = None
