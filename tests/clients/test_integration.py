@@ -83,7 +83,8 @@ async def test_near_speaker_heard_quieter_away_silent_beyond_hearing(server: Loc
     try:
         s = speaker.participant_id
         assert s is not None and s != listener.participant_id
-        await asyncio.gather(speaker.walk_to(SPEAKER_AT, 5.0), listener.walk_to((22.0, 0.0, 0.0), 5.0))
+        arrived = await asyncio.gather(speaker.walk_to(SPEAKER_AT, 5.0), listener.walk_to((22.0, 0, 0), 5.0))
+        assert all(arrived)
 
         # Near (2 m): forwarded to us as an individual track, tagged with the speaker's id.
         await until(lambda: listener.slots.slot_of(s) is not None and listener.level_of(s) > -25, 10,
@@ -94,14 +95,14 @@ async def test_near_speaker_heard_quieter_away_silent_beyond_hearing(server: Loc
         assert near > -35, near
 
         # 6 m: still forwarded; OpenAL applies inverse_clamped (ref 1.5): 0.75 -> 0.25, about -9.5 dB.
-        await listener.walk_to((26.0, 0.0, 0.0), 4.0)
+        assert await listener.walk_to((26.0, 0.0, 0.0), 4.0)
         await asyncio.sleep(1.5)
         assert listener.slots.slot_of(s) is not None
         mid = rendered.db()
         assert 5 < near - mid < 15, (near, mid)
 
         # 16 m: beyond forward_radius, inside hearing_radius: in the server's mixed bed, quieter again.
-        await listener.walk_to((36.0, 0.0, 0.0), 6.0)
+        assert await listener.walk_to((36.0, 0.0, 0.0), 6.0)
         await until(lambda: listener.slots.slot_of(s) is None, 5, "speaker moved out of the slots")
         await asyncio.sleep(1.5)
         far = rendered.db()
@@ -109,7 +110,7 @@ async def test_near_speaker_heard_quieter_away_silent_beyond_hearing(server: Loc
         assert far < mid - 2 and far > -70, (mid, far)
 
         # 40 m: beyond hearing_radius (30 m + hysteresis): nothing of the speaker reaches us.
-        await listener.walk_to((60.0, 0.0, 0.0), 6.0)
+        assert await listener.walk_to((60.0, 0.0, 0.0), 6.0)
         await asyncio.sleep(2.0)
         assert listener.slots.slot_of(s) is None
         assert listener.mixed_level.dbfs < -70, listener.mixed_level.dbfs
@@ -159,7 +160,7 @@ def test_hubbub_listen_renders_a_near_speaker_to_wav(tmp_path: Path) -> None:
         speaker = await hb.connect(server.url, server.token("Speaker"), publish=hb.audio.tone(440.0, 0.3),
                                    decode_audio=False)
         try:
-            await speaker.walk_to((10.0, 0.0, 0.0), 5.0)
+            assert await speaker.walk_to((10.0, 0.0, 0.0), 5.0)
             cmd = [sys.executable, "-m", "world.cli", "listen", "--url", server.url,
                    "--token", server.token("Ear"), "--pos", "12,0,0", "--out", str(out), "--duration", "4"]
             return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=60)

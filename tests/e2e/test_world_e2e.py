@@ -50,9 +50,9 @@ async def test_two_browsers_and_bots_share_a_world(server: LocalServer) -> None:
             await until(bob, f"hubbub.heardLevelOf({ann_id}) > -60", timeout=20)
             # Bob mutes and stays at the spawn; from now on only the speaker bot makes sound near Ann.
             await bob.evaluate("hubbub.setMuted(true)")
-            await asyncio.gather(
+            assert all(await asyncio.gather(
                 speaker.walk_to((20.0, 0.0, 0.0), 5.0), walker.walk_to((18.0, 0.0, 4.0), 5.0)
-            )
+            ))
             await walk(ann, 22, 0)
 
             # Near (2 m): Ann hears the speaker through its own slot and panner.
