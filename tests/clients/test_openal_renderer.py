@@ -113,3 +113,34 @@ def test_wav_written_by_render_to_wav(tmp_path) -> None:  # type: ignore[no-unty
         assert w.getnchannels() == 2 and w.getnframes() == 24000
         data = np.frombuffer(w.readframes(24000), "<i2").reshape(-1, 2).astype(np.float64)
     assert rms(data)[0] > 2 * rms(data)[1]
+
+
+def test_hrtf_when_the_world_asks_for_it() -> None:
+    """pan_law = "hrtf" turns on OpenAL Soft's HRTF (Debian's libopenal-data ships the data set): a
+    source in front and one behind then sound different, which plain stereo panning cannot do."""
+
+    def render(position: tuple[float, float, float], pan_law: str) -> tuple[np.ndarray, bool]:
+        with OpenALRenderer({**WORLD_AUDIO, "pan_law": pan_law}, loopback=True) as r:
+            r.place("s", position)
+            src = audio.noise(0.3, seed=1)
+            out = []
+            for _ in range(40):
+                r.push("s", next(src))
+                out.append(r.render(audio.FRAME_SAMPLES))
+            return np.concatenate(out)[audio.FRAME_SAMPLES * 5 :], r.hrtf
+
+    def high_share(x: np.ndarray) -> float:  # fraction of energy above 4 kHz
+        spec = np.abs(np.fft.rfft(x.mean(axis=1))) ** 2
+        freqs = np.fft.rfftfreq(len(x), 1 / 48000)
+        return float(spec[freqs > 4000].sum() / spec.sum())
+
+    front, on = render((0.0, 0.0, -2.0), "hrtf")
+    back, _ = render((0.0, 0.0, 2.0), "hrtf")
+    assert on
+    assert abs(high_share(front) - high_share(back)) > 0.03
+    left, _ = render((-2.0, 0.0, 0.0), "hrtf")
+    assert rms(left)[0] > 2 * rms(left)[1]
+    plain_front, plain_on = render((0.0, 0.0, -2.0), "equal_power")
+    plain_back, _ = render((0.0, 0.0, 2.0), "equal_power")
+    assert not plain_on
+    assert abs(high_share(plain_front) - high_share(plain_back)) < 0.01

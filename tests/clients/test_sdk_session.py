@@ -142,3 +142,42 @@ async def test_walk_to_carries_on_from_a_server_correction() -> None:
             assert xs[-1] == 10.0 and client.pose.p == (10.0, 0.0, 0.0)
         finally:
             await client.close()
+
+
+async def test_events_iterator_delivers_server_messages_in_order() -> None:
+    async with ServerDouble() as server:
+        client = await hb.connect(server.url, "tok", publish=False, decode_audio=False)
+        try:
+            await wait_for(lambda: client._control is not None and client._control.readyState == "open")
+            received: list[hb.Event] = []
+
+            async def collect() -> None:
+                async for event in client.events():
+                    received.append(event)
+                    if len(received) == 5:
+                        return
+
+            task = asyncio.create_task(collect())
+            await asyncio.sleep(0.1)
+            ctl = server.sessions[0].control
+            for msg in (
+                {"t": "speakers", "ids": [7], "levels": [-20.5]},
+                {"t": "data", "from": 9, "topic": "chat", "payload": b"hi"},
+                {"t": "exit", "ids": [9]},
+                {"t": "error", "code": 140, "message": "pose ignored", "ref": "pose"},
+                {"t": "slots", "audio": [None, 7], "video": [], "flat": [False, True]},
+            ):
+                ctl.send(hb.wire.encode(msg))
+            await asyncio.wait_for(task, 5)
+            assert received == [
+                hb.ActiveSpeakers((7,), (-20.5,)),
+                hb.DataReceived(9, "chat", b"hi"),
+                hb.ParticipantLeft(9),
+                hb.ServerError(140, "pose ignored", "pose"),
+                hb.SlotsChanged((None, 7), (), (False, True)),
+            ]
+            assert client.speakers == {7: -20.5} and 9 not in client.participants
+            assert client.slots.slot_of(7) == 1 and client.slots.is_flat(1)
+            assert client.errors[-1].code == 140 and client.counters["data_in"] == 1
+        finally:
+            await client.close()
