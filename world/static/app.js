@@ -387,16 +387,16 @@ function drawMap() {
     ctx.strokeStyle = colour; ctx.setLineDash([6, 6]); ctx.beginPath(); ctx.arc(mx, my, r * scale, 0, 2 * Math.PI); ctx.stroke(); ctx.setLineDash([]);
   }
   const forwarded = new Set(state.slots.audio.filter((p) => p != null));
-  const drawAvatar = (p, q, name, colour, speaking) => {
+  const drawAvatar = (p, q, name, colour, speaking, below = false) => {
     const [px, py] = toPx(p[0], p[2]);
     if (speaking) { ctx.strokeStyle = '#ffd166'; ctx.lineWidth = 3; ctx.beginPath(); ctx.arc(px, py, 11, 0, 2 * Math.PI); ctx.stroke(); ctx.lineWidth = 1; }
     ctx.fillStyle = colour; ctx.beginPath(); ctx.arc(px, py, 6, 0, 2 * Math.PI); ctx.fill();
     const f = forwardOf(q);
     ctx.strokeStyle = colour; ctx.beginPath(); ctx.moveTo(px, py); ctx.lineTo(px + f[0] * 14, py + f[2] * 14); ctx.stroke();
-    ctx.fillStyle = '#dde'; ctx.font = '12px sans-serif'; ctx.fillText(name, px + 9, py - 8);
+    ctx.fillStyle = '#dde'; ctx.font = '12px sans-serif'; ctx.fillText(name, px + 9, below ? py + 18 : py - 8);
   };
   for (const a of state.avatars.values()) drawAvatar(a.p, a.q, a.name, forwarded.has(a.id) ? '#52b788' : '#8d99ae', state.speakers.has(a.id));
-  drawAvatar(state.pose.p, state.pose.q, `${state.name} (you)`, '#4cc9f0', state.speakers.has(state.pid));
+  drawAvatar(state.pose.p, state.pose.q, `${state.name} (you)`, '#4cc9f0', state.speakers.has(state.pid), true);
 }
 
 // ------------------------------------------------------------------ UI
