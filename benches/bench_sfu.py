@@ -8,7 +8,10 @@ are real aiortc peers (ICE, DTLS, SCTP, SRTP over 127.0.0.1), but listeners are 
 counted (and 1 in 64 packets SRTP-decrypted, as a check) at the ICE layer instead of being decoded,
 because 200 decoding aiortc clients do not fit on 2 cores next to the server.
 
-Sizes: HUBBUB_BENCH_SMALL=1 (CI) runs 10 sources × 40 listeners instead of 50 × 200.
+Sizes: HUBBUB_BENCH_SMALL=1 (CI) runs 10 sources × 40 listeners instead of 50 × 200. aiortc's relay
+baseline cannot carry 50 × 200 × 8 re-encoded streams on 2 cores (it delivers nothing within the
+window), so it is measured at 10 × 40 × 8 (saturated) and 2 × 2 × 2 (unsaturated); the cheaper of
+the two per-packet figures is `baseline_us_per_packet`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from spatial import DistanceModel, Mixer
 
 SMALL = os.environ.get("HUBBUB_BENCH_SMALL", "") not in ("", "0")
 FORWARD_SIZE = (10, 40) if SMALL else (50, 200)  # (sources, listeners)
+RELAY_SIZE = (10, 40)  # the relay baseline's saturated run (see bench_forward_cpu_per_packet)
 FORWARDED_PER_LISTENER = 8
 WINDOW = 3.0 if SMALL else 5.0
 WARMUP = 1.5
@@ -409,27 +413,35 @@ def bench_forward_cpu_per_packet(benchmark: Any, sources: int, listeners: int) -
     results: dict[str, Any] = {}
 
     async def both() -> None:
-        for name, measure in (("sfu", _measure_sfu), ("relay", _measure_relay)):
-            farms = ClientFarm(), ClientFarm()
-            try:
-                results[name] = await measure(sources, listeners, *farms)
-                if name == "relay":
-                    # The same path at a load it sustains (4 re-encoded streams): an unsaturated figure.
-                    results["relay_light"] = await _measure_relay(2, 2, *farms, per=2)
-            finally:
-                for farm in farms:
-                    await farm.close()
+        farms = ClientFarm(), ClientFarm()
+        try:
+            results["sfu"] = await _measure_sfu(sources, listeners, *farms)
+        finally:
+            for farm in farms:
+                await farm.close()
+        farms = ClientFarm(), ClientFarm()
+        try:
+            # aiortc's path unsaturated (2 sources x 2 listeners x 2 = 4 re-encoded streams) ...
+            results["relay_light"] = await _measure_relay(2, 2, *farms, per=2)
+            # ... and saturated at the CI size. At 50 x 200 x 8 (1,600 re-encoded streams, ~1.5 ms of
+            # CPU each per packet here) it delivers nothing within the window, so it is not run there.
+            results["relay"] = await _measure_relay(*RELAY_SIZE, *farms)
+        finally:
+            for farm in farms:
+                await farm.close()
 
     benchmark.pedantic(lambda: asyncio.run(both()), rounds=1, iterations=1)
     sfu, relay, light = results["sfu"], results["relay"], results["relay_light"]
+    baseline = min(relay["us_per_packet"], light["us_per_packet"])
     benchmark.extra_info.update(
         {
             "us_per_packet": round(sfu["us_per_packet"], 2),
-            "baseline_us_per_packet": round(relay["us_per_packet"], 2),
-            "speedup": round(relay["us_per_packet"] / sfu["us_per_packet"], 1),
-            # aiortc's path when it is not overloaded (2 sources x 2 listeners): the fair per-packet cost.
-            "baseline_light_us_per_packet": round(light["us_per_packet"], 2),
-            "speedup_vs_light": round(light["us_per_packet"] / sfu["us_per_packet"], 1),
+            # The cheaper of aiortc's two runs: the conservative baseline.
+            "baseline_us_per_packet": round(baseline, 2),
+            "speedup": round(baseline / sfu["us_per_packet"], 1),
+            "baseline_unsaturated_us_per_packet": round(light["us_per_packet"], 2),
+            "baseline_saturated_us_per_packet": round(relay["us_per_packet"], 2),
+            "baseline_size": f"{RELAY_SIZE[0]} sources x {RELAY_SIZE[1]} listeners and 2 x 2",
             "forwarded_per_listener": min(FORWARDED_PER_LISTENER, sources),
             "sfu": {k: round(v, 3) if isinstance(v, float) else v for k, v in sfu.items()},
             "baseline": {k: round(v, 3) if isinstance(v, float) else v for k, v in relay.items()},
@@ -437,7 +449,7 @@ def bench_forward_cpu_per_packet(benchmark: Any, sources: int, listeners: int) -
     )
     print("\nforwarding:", benchmark.extra_info)
     assert sfu["srtp_failed"] == 0 and sfu["srtp_verified"] > 0, "listeners got valid SRTP"
-    assert sfu["packets_per_s"] > 0 and relay["packets_per_s"] > 0
+    assert sfu["packets_per_s"] > 0 and relay["packets_per_s"] > 0 and light["packets_per_s"] > 0
 
 
 # ---------------------------------------------------------------------------------------------

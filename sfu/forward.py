@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .rtp import HEADER, ExtensionTemplate, vp8_keyframe_start
 
@@ -223,8 +223,9 @@ class OutSlot:
         return sent
 
 
-class RtcpSender(Protocol):
-    def send_rtcp(self, data: bytes) -> None: ...
+# RFC 6464 level (0..127 = -dBov) -> linear amplitude.
+_LEVEL_LINEAR = [10 ** (-db / 20) for db in range(128)]
+_LEVEL_SMOOTHING = 0.1  # per packet (20 ms): ~200 ms time constant
 
 
 class Publisher:
@@ -239,6 +240,8 @@ class Publisher:
         self.keyframe_requester: Callable[[], None] | None = None
         self.audio_packets = 0
         self.video_packets = 0
+        # Smoothed speaking level from the publisher's audio-level header extension (None: never seen).
+        self.level: float | None = None
         self._last_keyframe_request = 0.0
 
     def on_audio(self, packet: RtpPacket) -> None:
@@ -249,6 +252,10 @@ class Publisher:
         sink = self.mix_sink
         if sink is not None and packet.payload:
             sink(packet.payload)
+        level = packet.extensions.audio_level
+        if level is not None:
+            previous = self.level or 0.0
+            self.level = previous + _LEVEL_SMOOTHING * (_LEVEL_LINEAR[level[1]] - previous)
 
     def on_video(self, packet: RtpPacket) -> None:
         self.video_packets += 1

@@ -176,6 +176,7 @@ class SlotSender(RTCRtpSender):
     """A sendonly slot: packets come from `OutSlot`, not from a track."""
 
     slot: OutSlot
+    _last_sr_packets: int
 
     # aiortc's sender reports and getStats read these; answer from the slot (see module docstring).
     _RTCRtpSender__packet_count = _slot_value("packet_count")
@@ -188,9 +189,19 @@ class SlotSender(RTCRtpSender):
         sender.__class__ = cls
         assert isinstance(sender, SlotSender)
         sender.slot = slot
+        sender._last_sr_packets = 0
         slot.ssrc = sender._ssrc
         slot.rtx_ssrc = sender._rtx_ssrc
         return sender
+
+    async def _send_rtcp(self, packets: list[AnyRtcpPacket]) -> None:
+        # A slot that sent nothing since its last report stays quiet: with hundreds of idle slots,
+        # aiortc's once-a-second SR per sender would otherwise cost more than the media.
+        if packets and isinstance(packets[0], RtcpSrPacket):
+            if self.slot.packets == self._last_sr_packets:
+                return
+            self._last_sr_packets = self.slot.packets
+        await super()._send_rtcp(packets)
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         # No track to poll: park until stopped. The negotiated payload type is the slot's.

@@ -288,6 +288,18 @@ class SFU:
         """Swap the bed's mixer (hot reload of distance model or pan law); takes effect next frame."""
         self._mixer.mixer = mixer
 
+    def audio_levels(self, ids: NDArray[np.integer]) -> NDArray[np.float64] | None:
+        """Smoothed linear speaking level (0..1) of each id's published audio (RFC 6464 header
+        extension), 0 for ids without one; None if no publisher reports levels at all."""
+        levels = np.zeros(len(ids))
+        known = False
+        for i, pid in enumerate(np.asarray(ids).tolist()):
+            pub = self._publisher(int(pid))
+            if pub is not None and pub.level is not None:
+                levels[i] = pub.level
+                known = True
+        return levels if known else None
+
     def slot_sources(self, pid: int) -> dict[str, list[int | None]]:
         session = self._sessions[pid]
         return {"audio": list(session.audio), "video": list(session.video)}

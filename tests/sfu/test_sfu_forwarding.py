@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 
 import numpy as np
 import pytest
+from aiortc.rtp import RtcpSrPacket
 from sfu_client import TestClient, join, tone_level
 
 from sfu import SFU, ListenerInterest, SFUConfig
@@ -21,6 +23,20 @@ IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 def poses(sfu: SFU, where: dict[int, tuple[float, float, float]]) -> None:
     ids = np.array(sorted(where), dtype=np.uint32)
     sfu.update_poses(ids, np.array([where[i] for i in sorted(where)]), np.tile(IDENTITY, (len(ids), 1)))
+
+
+def record_sender_reports(client: TestClient, mid: str) -> list[RtcpSrPacket]:
+    receiver = client.transceiver(mid).receiver
+    original = receiver._handle_rtcp_packet
+    reports: list[RtcpSrPacket] = []
+
+    async def recording(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            reports.append(packet)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = recording
+    return reports
 
 
 async def window(seconds: float) -> tuple[float, float]:
@@ -75,6 +91,7 @@ async def test_slot_switch_keeps_one_continuous_stream() -> None:
         await join(sfu, 2, b, publish=True, subscribe=False)
         await join(sfu, 3, listener, publish=False, subscribe=True)
         mid = listener.slots["audio"][0]
+        reports = record_sender_reports(listener, mid)
         sfu.update_interest({3: ListenerInterest(forwarded=(1,))})
         t0, t1 = await window(0.8)
         switched_at = time.monotonic()
@@ -103,6 +120,16 @@ async def test_slot_switch_keeps_one_continuous_stream() -> None:
             if (tsb - tsa) % (1 << 32) != 960
         ]
         assert all(abs(t - switched_at) < 0.2 for t, _ in jumps), jumps
+
+        # aiortc's sender reports for the slot describe what the slot really sent (SR coherence): the
+        # SR's RTP timestamp is one the client received, and its packet count is how many came before.
+        assert reports, "the client got sender reports for the slot"
+        log = list(listener.rtp[mid])
+        for sr in reports[-3:]:
+            info = sr.sender_info
+            upto = [i for i, e in enumerate(log) if e[2] == info.rtp_timestamp]
+            assert upto, "SR timestamp is one of the stream's"
+            assert abs(info.packet_count - (upto[-1] + 1)) <= 2, (info.packet_count, upto[-1] + 1)
     finally:
         for c in (listener, a, b):
             await c.close()

@@ -1,0 +1,83 @@
+"""The SFU behind the world's MediaBackend seam (world/media.py), driven by a TickFrame."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sfu_client import TestClient, tone_level
+
+from sfu import SFU, SFUConfig
+from sfu.backend import SFUBackend
+from world.media import ListenerView, MediaBackend
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, str, bytes]] = []
+        self.closed: list[int] = []
+
+    def on_client_frame(self, pid: int, channel: str, data: bytes) -> None:
+        self.frames.append((pid, channel, data))
+
+    def send_to_websocket(self, pid: int, data: bytes, *, droppable: bool) -> bool:
+        return False
+
+    def on_media_closed(self, pid: int) -> None:
+        self.closed.append(pid)
+
+
+async def test_world_drives_the_sfu_through_the_media_backend_protocol() -> None:
+    backend = SFUBackend(SFU(SFUConfig(audio_slots=2, video_slots=1, ice_addresses=("127.0.0.1",))))
+    assert isinstance(backend, MediaBackend)
+    events = Events()
+    backend.bind(events)
+    speaker, listener = TestClient(tone_hz=600), TestClient()
+    try:
+        for pid, client, pub, sub in ((1, speaker, True, False), (2, listener, False, True)):
+            offer = await backend.add_participant(pid, publish=pub, subscribe=sub)
+            assert offer is not None
+            await backend.set_answer(pid, await client.answer(offer))
+            await client.wait_open()
+        assert await backend.add_participant(3, publish=True, subscribe=True, transport="websocket") is None
+        with pytest.raises(ValueError):
+            await backend.set_answer(99, "v=0")
+
+        # The parts of world.media.TickFrame the backend reads (the rest is the world's business).
+        views = {2: ListenerView(audio_forward=(1,))}
+        frame = SimpleNamespace(
+            ids=np.array([1, 2], dtype=np.uint32),
+            positions=np.array([[1, 0, 0], [0, 0, 0]], dtype=np.float32),
+            quats=np.array([[0, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32),
+            changed=frozenset({2}),
+            view=lambda pid: views.get(pid, ListenerView()),
+        )
+        backend.apply_tick(frame)
+        await asyncio.sleep(1.2)
+        t1 = time.monotonic()
+        pcm = listener.decoded(listener.slots["audio"][0], t1 - 0.8, t1)[:, 0]
+        assert tone_level(pcm, 600) > 0.2
+        levels = backend.audio_levels(np.array([1, 2]))
+        assert levels is not None and levels[0] > 0.05 and levels[1] == 0.0
+
+        listener.channels["state"].send(b"pose-bytes")
+        await asyncio.sleep(0.5)
+        assert (2, "state", b"pose-bytes") in events.frames
+        assert backend.send(2, "control", b"hi")
+        stats = backend.stats()
+        assert stats["participants"] == 2 and stats["rtp_packets_out"] > 0 and stats["rtp_packets_in"] > 0
+
+        await listener.pc.close()
+        deadline = time.monotonic() + 5
+        while events.closed != [2] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert events.closed == [2], "a closed peer is reported to the world"
+    finally:
+        await listener.close()
+        await speaker.close()
+        await backend.sfu.close()
