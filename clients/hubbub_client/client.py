@@ -437,9 +437,13 @@ class Client:
                 self.speakers.pop(int(pid), None)
                 self._emit(ParticipantLeft(int(pid)))
         elif t == "slots":
+            before = list(self.slots.audio)
             self.slots.update(msg["audio"], msg.get("video") or [], msg.get("flat") or [])
             while len(self.slot_levels) < len(self.slots.audio):
                 self.slot_levels.append(LevelMeter())
+            for i, pid in enumerate(self.slots.audio):
+                if i >= len(before) or before[i] != pid:
+                    self.slot_levels[i] = LevelMeter()  # a re-pointed slot starts a new avatar's level
             self._emit(SlotsChanged(tuple(self.slots.audio), tuple(self.slots.video), tuple(self.slots.flat)))
         elif t == "speakers":
             ids, levels = [int(i) for i in msg["ids"]], [float(x) for x in msg["levels"]]
