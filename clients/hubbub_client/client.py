@@ -441,8 +441,8 @@ class Client:
             self.slots.update(msg["audio"], msg.get("video") or [], msg.get("flat") or [])
             while len(self.slot_levels) < len(self.slots.audio):
                 self.slot_levels.append(LevelMeter())
-            for i, pid in enumerate(self.slots.audio):
-                if i >= len(before) or before[i] != pid:
+            for i, carried in enumerate(self.slots.audio):
+                if i >= len(before) or before[i] != carried:
                     self.slot_levels[i] = LevelMeter()  # a re-pointed slot starts a new avatar's level
             self._emit(SlotsChanged(tuple(self.slots.audio), tuple(self.slots.video), tuple(self.slots.flat)))
         elif t == "speakers":
