@@ -111,9 +111,16 @@ async function handle(msg) {
         if (a) { a.p = p; a.q = q; }
       }
       break;
-    case 'slots':
+    case 'slots': {
+      const before = state.slots.audio;
       state.slots = { audio: msg.audio || [], video: msg.video || [], flat: msg.flat || [] };
+      // A re-pointed slot carries a new avatar: forget the previous one's recent levels.
+      state.slots.audio.forEach((pid, i) => {
+        const s = slotAudio[i];
+        if (s && before[i] !== pid) { s.history = []; s.heardHistory = []; s.rawLevel = 0; s.heardLevel = 0; }
+      });
       break;
+    }
     case 'speakers':
       state.speakers = new Map(msg.ids.map((id, i) => [id, msg.levels[i]]));
       break;
