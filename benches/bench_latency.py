@@ -24,7 +24,7 @@ CLICK_PERIOD = 0.5
 SESSION_S = 6.0
 
 
-async def measure(server: LocalServer, listeners: int) -> list[float]:
+async def measure(server: LocalServer, listeners: int, jitter_frames: int | None = None) -> list[float]:
     emitted: list[float] = []
     was_loud = False
 
@@ -37,7 +37,10 @@ async def measure(server: LocalServer, listeners: int) -> list[float]:
 
     track = hb.PcmTrack(hb.audio.clicks(CLICK_PERIOD), on_frame=on_frame)
     speaker = await hb.connect(server.url, server.token("Clicker"), publish=track, decode_audio=False)
-    ears = [await hb.connect(server.url, server.token(f"Ear{i}"), publish=False) for i in range(listeners)]
+    ears = [
+        await hb.connect(server.url, server.token(f"Ear{i}"), publish=False, jitter_frames=jitter_frames)
+        for i in range(listeners)
+    ]
     arrivals: list[list[float]] = [[] for _ in ears]
     for i, ear in enumerate(ears):
         state = {"loud": False}
@@ -73,13 +76,12 @@ async def measure(server: LocalServer, listeners: int) -> list[float]:
     return latencies
 
 
-@pytest.mark.parametrize("listeners", [1, 4])
-def bench_mouth_to_ear_latency(benchmark, listeners: int) -> None:  # type: ignore[no-untyped-def]
+def run_bench(benchmark, listeners: int, jitter_frames: int | None) -> None:  # type: ignore[no-untyped-def]
     with LocalServer(PLAZA) as server:
         result: dict[str, list[float]] = {}
 
         def run() -> None:
-            result["lat"] = asyncio.run(measure(server, listeners))
+            result["lat"] = asyncio.run(measure(server, listeners, jitter_frames))
 
         benchmark.pedantic(run, rounds=1, iterations=1)
     lat = np.array(result["lat"]) * 1000
@@ -87,8 +89,20 @@ def bench_mouth_to_ear_latency(benchmark, listeners: int) -> None:  # type: igno
     assert len(lat) >= expected, f"only {len(lat)} clicks arrived (expected ≥ {expected:.0f})"
     benchmark.extra_info.update(
         clicks=len(lat),
+        jitter_frames=jitter_frames or "aiortc default (4)",
         p50_ms=round(float(np.percentile(lat, 50)), 1),
         p95_ms=round(float(np.percentile(lat, 95)), 1),
         max_ms=round(float(lat.max()), 1),
     )
     assert np.percentile(lat, 50) < 400  # sanity: a click takes well under half a second
+
+
+@pytest.mark.parametrize("listeners", [1, 4])
+def bench_mouth_to_ear_latency(benchmark, listeners: int) -> None:  # type: ignore[no-untyped-def]
+    run_bench(benchmark, listeners, None)
+
+
+@pytest.mark.parametrize("listeners", [1])
+def bench_mouth_to_ear_latency_short_jitter_buffer(benchmark, listeners: int) -> None:  # type: ignore[no-untyped-def]
+    """The same with the listeners' receive jitter buffer holding back 1 frame instead of aiortc's 4."""
+    run_bench(benchmark, listeners, 1)

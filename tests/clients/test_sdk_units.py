@@ -133,3 +133,10 @@ def test_level_meter() -> None:
     assert m.dbfs == pytest.approx(20 * np.log10(0.5), abs=0.01)
     m.add(np.zeros(960, np.float32))
     assert m.dbfs == audio.SILENCE_DBFS
+
+
+def test_client_rejects_bad_jitter_frames() -> None:
+    from hubbub_client import Client
+
+    with pytest.raises(ValueError, match="jitter_frames"):
+        Client("ws://127.0.0.1:1", "t", publish=False, jitter_frames=0)
