@@ -223,8 +223,8 @@ class Peer:
             return
         try:
             candidate = candidate_from_sdp(text.removeprefix("candidate:"))
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"bad candidate: {exc}") from exc
+        except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts on short lines
+            raise ValueError(f"bad candidate: {text!r}") from exc
         candidate.sdpMid = cand.get("sdpMid")
         candidate.sdpMLineIndex = cand.get("sdpMLineIndex")
         if candidate.sdpMid is None and candidate.sdpMLineIndex is None:

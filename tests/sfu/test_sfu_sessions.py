@@ -87,6 +87,15 @@ async def test_data_channels_bound_input_and_survive_bad_clients() -> None:
         assert server_state.bufferedAmount <= 8192 + 1000
         assert await until(lambda: any(m == (b"hello") for ch, m in client.messages if ch == "control"), 5)
         assert not sfu.send(999, "control", b"nobody")
+
+        # Trickled remote candidates are accepted; malformed ones are a ValueError, not a crash.
+        await sfu.add_ice_candidate(
+            7, {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host", "sdpMid": "0"}
+        )
+        with pytest.raises(ValueError):
+            await sfu.add_ice_candidate(7, {"candidate": "candidate:garbage", "sdpMLineIndex": 0})
+        with pytest.raises(ValueError):
+            await sfu.set_answer(7, "v=0 not an answer")
         assert client.pc.connectionState == "connected"
     finally:
         await client.close()
