@@ -151,7 +151,7 @@ class SfuMedia:
         pass  # replaced below once the SFU takes PCM sources
 
     def audio_levels(self, ids: np.ndarray) -> np.ndarray | None:
-        return None
+        return self.sfu.audio_levels(ids)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
