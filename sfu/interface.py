@@ -194,6 +194,12 @@ class SFU:
         for slot in peer.video_slots:
             slot.on_keyframe_request = self._on_listener_keyframe_request
         self._sessions[pid] = session
+        if publisher is not None:
+            # Listeners may already have been given this source (interest can run ahead of media).
+            for other in self._sessions.values():
+                publisher.audio_out += [s for s in other.peer.audio_slots if s.source == pid]
+                publisher.video_out += [s for s in other.peer.video_slots if s.source == pid]
+            self._sync_decoders()
         try:
             return await peer.make_offer()
         except Exception:

@@ -194,3 +194,19 @@ async def test_privacy_only_given_sources_arrive() -> None:
         for c in speakers.values():
             await c.close()
         await sfu.close()
+
+
+async def test_interest_may_name_a_source_before_it_joins() -> None:
+    sfu = SFU(LOOPBACK)
+    listener, late = TestClient(), TestClient(tone_hz=800)
+    try:
+        await join(sfu, 2, listener, publish=False, subscribe=True)
+        poses(sfu, {2: (0.0, 0.0, 0.0), 5: (0.0, 0.0, -2.0), 6: (0.0, 0.0, -3.0)})
+        sfu.update_interest({2: ListenerInterest(forwarded=(5,), mixed=(6,))})
+        await join(sfu, 5, late, publish=True, subscribe=False)
+        t0, t1 = await window(1.0)
+        assert tone_level(listener.decoded(listener.slots["audio"][0], t0, t1)[:, 0], 800) > 0.2
+    finally:
+        await listener.close()
+        await late.close()
+        await sfu.close()
