@@ -240,12 +240,15 @@ class Publisher:
         self.keyframe_requester: Callable[[], None] | None = None
         self.audio_packets = 0
         self.video_packets = 0
+        self.audio_bytes = 0
+        self.video_bytes = 0
         # Smoothed speaking level from the publisher's audio-level header extension (None: never seen).
         self.level: float | None = None
         self._last_keyframe_request = 0.0
 
     def on_audio(self, packet: RtpPacket) -> None:
         self.audio_packets += 1
+        self.audio_bytes += len(packet.payload)
         now = time.time()
         for slot in self.audio_out:
             slot.forward(packet, now)
@@ -259,6 +262,7 @@ class Publisher:
 
     def on_video(self, packet: RtpPacket) -> None:
         self.video_packets += 1
+        self.video_bytes += len(packet.payload)
         now = time.time()
         waiting = False
         for slot in self.video_out:

@@ -128,7 +128,7 @@ class _Session:
     messages_dropped: int = 0
     last_rx: int = 0
     last_heard: float = 0.0
-    last_counts: dict[OutSlot, tuple[int, float]] = field(default_factory=dict)
+    last_counts: dict[object, tuple[int, float]] = field(default_factory=dict)
 
 
 class SFU:
@@ -548,14 +548,17 @@ class SFU:
                         rtt_ms=None if rtt is None else rtt * 1000,
                     )
                 )
-            for receiver, kind, clock in (
-                (peer.audio_receiver, "audio", 48000),
-                (peer.video_receiver, "video", 90000),
+            pub = session.publisher
+            for receiver, kind, clock, octets in (
+                (peer.audio_receiver, "audio", 48000, pub.audio_bytes if pub else 0),
+                (peer.video_receiver, "video", 90000, pub.video_bytes if pub else 0),
             ):
                 if receiver is None:
                     continue
                 received, lost, jitter = receiver.inbound_stats()
                 total = received + max(lost, 0)
+                prev_octets, prev_t = session.last_counts.get(kind, (0, peer.created))
+                session.last_counts[kind] = (octets, now)
                 ps.tracks.append(
                     TrackStats(
                         kind=kind,
@@ -563,8 +566,8 @@ class SFU:
                         mid=None,
                         source=pid,
                         packets=received,
-                        bytes=0,
-                        bitrate_bps=0.0,
+                        bytes=octets,
+                        bitrate_bps=(octets - prev_octets) * 8 / max(now - prev_t, 1e-3),
                         packets_lost=lost,
                         fraction_lost=(lost / total) if total > 0 and lost > 0 else 0.0,
                         jitter_ms=jitter * 1000 / clock,

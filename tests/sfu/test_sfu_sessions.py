@@ -270,7 +270,8 @@ async def test_video_switch_sends_pli_to_new_source_and_nacks_are_answered() -> 
         out = next(t for t in st[3].tracks if t.kind == "video" and t.direction == "out")
         assert out.source == 2 and out.packets > 20 and out.bytes > 0
         inb = next(t for t in st[1].tracks if t.kind == "video" and t.direction == "in")
-        assert inb.packets > 20
+        assert inb.packets > 20 and inb.bytes > 0 and inb.bitrate_bps > 0
+        assert out.bitrate_bps > 0 and out.jitter_ms >= 0
     finally:
         for c in (viewer, a, b):
             await c.close()
