@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .jit import kernel
+
 MODELS = (
     "inverse",
     "inverse_clamped",
@@ -80,36 +82,28 @@ class DistanceModel:
     def gains(self, distance: ArrayLike) -> NDArray[np.float64]:
         """Gain for each distance (any shape), in [min_gain, max_gain]."""
         d = np.asarray(distance, dtype=np.float64)
-        ref, rolloff, dmax = self.reference_distance, self.rolloff, self.max_distance
-        base = self.model.removesuffix("_clamped")
-        clamped = self.model.endswith("_clamped")
-        if clamped:
-            if dmax < ref:  # OpenAL Soft: attenuation disabled
-                return self._finish(d, np.ones_like(d))
-            dc = np.clip(d, ref, dmax)
-        else:
-            dc = d
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if base == "inverse":
-                denom = ref + rolloff * (dc - ref)
-                g = np.where((ref > 0) & (denom > 0), ref / denom, 1.0)
-            elif base == "linear":
-                if dmax == ref:
-                    g = np.ones_like(dc)
-                else:
-                    g = np.maximum(0.0, 1.0 - rolloff * (dc - ref) / (dmax - ref))
-            else:  # exponential
-                ok = (dc > 0) & (ref > 0)
-                g = np.where(ok, np.power(np.where(ok, dc, 1.0) / (ref if ref > 0 else 1.0), -rolloff), 1.0)
-        return self._finish(d, g)
+        flat = np.ascontiguousarray(d.reshape(-1))
+        out = np.empty_like(flat)
+        _gains_many(flat, self.params(), out)
+        return out.reshape(d.shape)
 
-    def _finish(self, d: NDArray[np.float64], g: NDArray[np.float64]) -> NDArray[np.float64]:
-        g = np.clip(g, self.min_gain, self.max_gain)
-        if self.fade_to_max:
-            g = g * np.maximum(0.0, 1.0 - d / self.max_distance)
-        if self.silent_beyond_max:
-            g = np.where(d > self.max_distance, 0.0, g)
-        return g
+    def params(self) -> NDArray[np.float64]:
+        """The curve as the flat array `attenuation` reads (model code first)."""
+        base = _BASES.index(self.model.removesuffix("_clamped"))
+        return np.array(
+            [
+                base,
+                self.model.endswith("_clamped"),
+                self.reference_distance,
+                self.rolloff,
+                self.max_distance,
+                self.min_gain,
+                self.max_gain,
+                self.fade_to_max,
+                self.silent_beyond_max,
+            ],
+            dtype=np.float64,
+        )
 
     def with_(self, **changes: Any) -> DistanceModel:
         """A copy with some fields changed (validated again)."""
@@ -185,6 +179,39 @@ class DistanceModel:
                 raise ValueError(f"unknown distance preset {name!r}")
             return cls(model[key] + "_clamped", ref, rolloff, audible, silent_beyond_max=True)
         raise ValueError(f"unknown distance preset {name!r}")
+
+
+_BASES = ("inverse", "linear", "exponential")
+
+
+@kernel
+def attenuation(d: float, p: NDArray[np.float64]) -> float:
+    """One distance's gain under the curve `p` (`DistanceModel.params()`); scalar and compiled so
+    the mixer calls it inside its per-entry loop. Branch for branch what OpenAL Soft computes."""
+    base, clamped, ref, rolloff, dmax = int(p[0]), p[1] != 0.0, p[2], p[3], p[4]
+    if clamped and dmax < ref:  # OpenAL Soft: attenuation disabled
+        g = 1.0
+    else:
+        dc = min(max(d, ref), dmax) if clamped else d
+        if base == 0:  # inverse
+            denom = ref + rolloff * (dc - ref)
+            g = ref / denom if ref > 0.0 and denom > 0.0 else 1.0
+        elif base == 1:  # linear
+            g = 1.0 if dmax == ref else max(0.0, 1.0 - rolloff * (dc - ref) / (dmax - ref))
+        else:  # exponential
+            g = (dc / ref) ** -rolloff if dc > 0.0 and ref > 0.0 else 1.0
+    g = min(max(g, p[5]), p[6])
+    if p[7] != 0.0:  # fade_to_max
+        g *= max(0.0, 1.0 - d / dmax)
+    if p[8] != 0.0 and d > dmax:  # silent_beyond_max
+        g = 0.0
+    return g
+
+
+@kernel
+def _gains_many(d: NDArray[np.float64], p: NDArray[np.float64], out: NDArray[np.float64]) -> None:
+    for i in range(d.shape[0]):
+        out[i] = attenuation(d[i], p)
 
 
 PRESETS = (

@@ -40,10 +40,19 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import signal
 
 from .distance import DistanceModel
-from .geometry import rotation_matrices, to_listener_local, unit_directions
+from .geometry import rotation_matrices
 from .hrtf import SphericalHead, ear_taps
+from .kernels import (
+    audible_entries,
+    entry_gains,
+    gain_grid,
+    group_listeners,
+    listener_hashes,
+    mix_buffers,
+    quantize_many,
+)
 from .limiter import soft_limit
-from .pan import PAN_LAWS, centre_gains, pan_gains
+from .pan import PAN_LAWS, law_code
 from .sparse_sum import accumulate, delayed_rows
 
 FRAME_SIZE = 960  # 20 ms at 48 kHz
@@ -115,23 +124,9 @@ def _sorted_state(keys: NDArray[np.uint64], values: NDArray[np.float32]) -> _Pai
     return _PairState(keys, values)
 
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix64(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """splitmix64's finaliser: a cheap, well-spread 64-bit hash (wrapping arithmetic)."""
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
-
-def _ragged_arange(counts: NDArray[np.int64]) -> NDArray[np.int64]:
-    """concat(arange(c) for c in counts), vectorized."""
-    total = int(counts.sum())
-    starts = np.cumsum(counts) - counts
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+# Representatives a listener is compared with under one hash before it gets its own buffer: only
+# adversarial collisions come near it, and then the cost stays linear (privacy is never at stake).
+_MAX_TRIES = 8
 
 
 class Mixer:
@@ -169,12 +164,9 @@ class Mixer:
         self.head = head if head is not None else SphericalHead(sample_rate=sample_rate)
         if self.head.sample_rate != sample_rate:
             raise ValueError("head.sample_rate must equal the mixer's sample_rate")
-        self._pan_law = "equal_power" if pan == "hrtf" else pan
-        self._step_floor = math.floor(silence_db / gain_step_db) - 1 if gain_step_db > 0 else 0
-        self._gain_table = (
-            self._table(-self._step_floor + 64) if gain_step_db > 0 else np.zeros(0, np.float32)
-        )
-        self._centre = centre_gains(self._pan_law)
+        self._law = law_code("equal_power" if pan == "hrtf" else pan)
+        self._curve = self.distance.params()
+        self._quant = gain_grid(silence_db, gain_step_db, self.distance.max_gain)
         self._ramp = np.arange(1, frame_size + 1, dtype=np.float32) / np.float32(frame_size)
         self._pool = np.zeros((0, 2, frame_size), np.float32)
         self._lp_b, self._lp_a = self.head.lowpass()
@@ -236,186 +228,64 @@ class Mixer:
             hrtf,
         )
         n_lis = len(lpos)
-        counts = np.diff(indptr_)
-        lrow = np.repeat(np.arange(n_lis), counts)
+        # Per entry (mix-minus applied): geometry, distance gain, pan law, quantized gains.
+        ptr, src, keys, direction, gain, g_new = entry_gains(
+            spos, lpos, rot, indptr_, src, flat_, own, sid, lid, self._law, self._curve, *self._quant
+        )
 
-        # Mix-minus, then the geometry of every remaining entry.
-        keep = src != own[lrow]
-        if not keep.all():
-            lrow, src, flat_ = lrow[keep], src[keep], flat_[keep]
-        local = to_listener_local(spos[src] - lpos[lrow], rot[lrow])
-        direction, dist = unit_directions(local)
-        direction[flat_] = (0.0, 0.0, -1.0)
-        gain = self.distance.gains(dist)
-        gain[flat_] = 1.0
-        keys = (lid[lrow].astype(np.uint64) << np.uint64(32)) | sid[src].astype(np.uint64)
-
-        is_h = hrtf_[lrow]
-        pan_entries = np.flatnonzero(~is_h)
-        h_entries = np.flatnonzero(is_h)
-
-        # --- pan-law listeners: gains, ramp state, shared-mix detection --------------------
-        pg = pan_gains(self._pan_law, direction[pan_entries]) * gain[pan_entries, None]
-        g_new = self._quantize(pg)
-        g_old = self._pan_state.lookup(keys[pan_entries], np.zeros_like(g_new))
-        self._pan_state = _sorted_state(keys[pan_entries], g_new)
-        p_l, p_src = lrow[pan_entries], src[pan_entries]
-        audible = present_[p_src] & (np.any(g_new != 0, axis=1) | np.any(g_old != 0, axis=1))
-
+        # --- pan-law listeners: ramp state, shared-mix detection, one buffer per distinct mix ----
         h_lis = np.flatnonzero(hrtf_)
-        pan_lis = np.flatnonzero(~hrtf_)
-        buffer_of_listener = np.zeros(n_lis, np.int32)
-        reps, buf_of_pan_lis = self._share(pan_lis, n_lis, p_l, p_src, g_old, g_new, audible)
-        buffer_of_listener[pan_lis] = buf_of_pan_lis
+        if len(h_lis):
+            is_h = np.repeat(hrtf_, np.diff(ptr))
+            pan_entries, h_entries = np.flatnonzero(~is_h), np.flatnonzero(is_h)
+            p_ptr = np.r_[0, np.cumsum(np.where(hrtf_, 0, np.diff(ptr)))]
+            p_src, p_keys, g_new = src[pan_entries], keys[pan_entries], g_new[pan_entries]
+        else:
+            p_ptr, p_src, p_keys = ptr, src, keys
+        g_old = self._pan_state.lookup(p_keys, np.zeros_like(g_new))
+        self._pan_state = _sorted_state(p_keys, g_new)
+        audible = audible_entries(p_src, g_old, g_new, present_)
+
+        hashes = listener_hashes(p_ptr, p_src, g_old.view(np.uint32), g_new.view(np.uint32), audible)
+        pan_lis = np.flatnonzero(~hrtf_) if len(h_lis) else np.arange(n_lis)
+        order = pan_lis[np.argsort(hashes[pan_lis], kind="stable")]
+        rep = group_listeners(order, hashes, p_ptr, p_src, g_old, g_new, audible, _MAX_TRIES)
+        reps = np.flatnonzero(rep == np.arange(n_lis))  # buffers in the order of their first listener
+        buffer_of_rep = np.zeros(n_lis, np.int32)
+        buffer_of_rep[reps] = np.arange(len(reps), dtype=np.int32)
+        buffer_of_listener = buffer_of_rep[rep]
         m_pan = len(reps)
         m_total = m_pan + len(h_lis)
         buffer_of_listener[h_lis] = m_pan + np.arange(len(h_lis), dtype=np.int32)
 
-        if self._pool.shape[0] < m_total:
-            self._pool = np.zeros((max(m_total, 2 * self._pool.shape[0]), 2, n), np.float32)
+        if self._pool.shape[0] < m_total:  # grow the reused output; no per-frame allocation
+            self._pool = np.empty((max(m_total, 2 * self._pool.shape[0]), 2, n), np.float32)
         out = self._pool[:m_total]
-        out.fill(0.0)
-
-        # Entries of the representative listener of each shared buffer, in buffer order.
-        is_rep = np.zeros(n_lis, bool)
-        is_rep[reps] = True
-        sel = np.flatnonzero(audible & is_rep[p_l])
-        self._mix_pan(out[:m_pan], buffer_of_listener[p_l[sel]], p_src[sel], g_old[sel], g_new[sel], x)
+        limited = mix_buffers(
+            out, reps, p_ptr, p_src, g_old, g_new, audible, x, self._ramp, self.limiter_threshold
+        )
 
         if len(h_lis):
+            out[m_pan:].fill(0.0)
             self._mix_hrtf(
                 out[m_pan:],
                 h_lis,
                 x,
                 present_,
-                lrow[h_entries],
+                np.repeat(np.arange(n_lis), np.diff(ptr))[h_entries],
                 src[h_entries],
                 sid,
                 keys[h_entries],
                 direction[h_entries],
                 gain[h_entries],
             )
+            limited += soft_limit(out[m_pan:], self.limiter_threshold)
         else:
             self._hrtf_state = _PairState(np.zeros(0, np.uint64), np.zeros((0, 2, 5), np.float32))
             self._src_keys = np.zeros(0, np.uint64)
-
-        limited = soft_limit(out, self.limiter_threshold)
-        return MixResult(out, buffer_of_listener, limited)
+        return MixResult(out, buffer_of_listener, int(limited))
 
     # ------------------------------------------------------------------------------------
-    def _quantize(self, g: NDArray[np.float64]) -> NDArray[np.float32]:
-        """Gains → float32, snapped to the dB grid; below the silence floor → exactly 0."""
-        if self.gain_step_db > 0:
-            # Steps are counted from the silence floor, so they index a table of dequantized gains.
-            g32 = np.maximum(g, self.silence_gain).astype(np.float32)
-            steps = np.rint(np.log10(g32) * np.float32(20.0 / self.gain_step_db)).astype(np.int64)
-            steps -= self._step_floor
-            top = int(steps.max(initial=0))
-            if top >= len(self._gain_table):
-                self._gain_table = self._table(top + 1)
-            q = self._gain_table[steps]
-        else:
-            q = g.astype(np.float32)
-        q[g < self.silence_gain] = 0.0
-        return q
-
-    def _table(self, size: int) -> NDArray[np.float32]:
-        steps = np.arange(size) + self._step_floor
-        return (10.0 ** (steps * self.gain_step_db / 20.0)).astype(np.float32)
-
-    def _share(
-        self,
-        pan_lis: NDArray[np.int64],
-        n_lis: int,
-        p_l: NDArray[np.int64],
-        p_src: NDArray[np.int64],
-        g_old: NDArray[np.float32],
-        g_new: NDArray[np.float32],
-        audible: NDArray[np.bool_],
-    ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-        """Group pan-law listeners with identical audible entries.
-
-        Returns (representative listener row per buffer, buffer index per pan listener).
-        """
-        if len(pan_lis) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int32)
-        # Entry hash over (source row, old gains, new gains) — the mix's exact ingredients.
-        bits_old = g_old.view(np.uint32).astype(np.uint64)
-        bits_new = g_new.view(np.uint32).astype(np.uint64)
-        h = _mix64(p_src.astype(np.uint64) + _GOLDEN)
-        h = _mix64(h ^ (bits_old[:, 0] | (bits_old[:, 1] << np.uint64(32))))
-        h = _mix64(h ^ (bits_new[:, 0] | (bits_new[:, 1] << np.uint64(32))))
-        h = np.where(audible, h, np.uint64(0))
-        # Order-independent per-listener sum (wrapping), via cumulative sums.
-        cs = np.concatenate([np.zeros(1, np.uint64), np.cumsum(h, dtype=np.uint64)])
-        cnt_cs = np.concatenate([[0], np.cumsum(audible, dtype=np.int64)])
-        # Entries are grouped by listener row; find each listener's [start, stop).
-        bounds = np.searchsorted(p_l, np.arange(n_lis + 1))
-        lh = cs[bounds[1:]] - cs[bounds[:-1]]
-        count = cnt_cs[bounds[1:]] - cnt_cs[bounds[:-1]]
-        gkey = _mix64(lh ^ _mix64(count.astype(np.uint64)))[pan_lis]
-        _, first, inverse = np.unique(gkey, return_index=True, return_inverse=True)
-        rep = pan_lis[first[inverse.reshape(-1)]]
-
-        # Verify every candidate against its representative, entry by entry.
-        cand = np.flatnonzero(rep != pan_lis)
-        if len(cand):
-            lis_c, lis_r = pan_lis[cand], rep[cand]
-            ok = count[lis_c] == count[lis_r]
-            act = np.flatnonzero(audible)  # audible entries in listener order
-            a_start = cnt_cs[bounds[:-1]]  # index into `act` of each listener's first audible entry
-            c = np.where(ok, count[lis_c], 0)
-            within = _ragged_arange(c)
-            ia = act[np.repeat(a_start[lis_c], c) + within]
-            ib = act[np.repeat(a_start[lis_r], c) + within]
-            same = (
-                (p_src[ia] == p_src[ib])
-                & np.all(g_old[ia] == g_old[ib], axis=1)
-                & np.all(g_new[ia] == g_new[ib], axis=1)
-            )
-            bad_cs = np.concatenate([[0], np.cumsum(~same)])
-            ends = np.cumsum(c)
-            mismatched = (bad_cs[ends] - bad_cs[ends - c]) > 0
-            fail = ~ok | mismatched
-            rep[cand[fail]] = pan_lis[cand[fail]]
-        reps = np.unique(rep)
-        return reps, np.searchsorted(reps, rep).astype(np.int32)
-
-    def _mix_pan(
-        self,
-        out: NDArray[np.float32],
-        buf: NDArray[np.int32],
-        src: NDArray[np.int64],
-        g_old: NDArray[np.float32],
-        g_new: NDArray[np.float32],
-        x: NDArray[np.float32],
-    ) -> None:
-        """out (M, 2, N) += ramped gains · source frames. Entries must be sorted by buffer."""
-        n = self.frame_size
-        m = out.shape[0]
-        if m == 0 or len(buf) == 0:
-            return
-        x_flat = x.reshape(-1)
-        indptr, cols, data = _stereo_csr(m, buf, src, g_old)
-        accumulate(indptr, cols, data, x_flat, n, out.reshape(2 * m, n))
-        changed = np.flatnonzero(np.any(g_new != g_old, axis=1))
-        if len(changed) == 0:
-            return
-        # The ramp multiplies the *sources* once (r ⊙ x, S×N) rather than every changed output
-        # buffer: (ΔA·(r ⊙ x))[n] = r[n]·(ΔA·x)[n], and it accumulates straight into `out`.
-        used = np.unique(src[changed])
-        ramped = np.empty_like(x) if len(used) > x.shape[0] // 2 else None
-        if ramped is None:
-            ramped_rows = x[used] * self._ramp
-            cols_src = np.searchsorted(used, src[changed])
-            ramped_flat = ramped_rows.reshape(-1)
-        else:
-            np.multiply(x, self._ramp, out=ramped)
-            cols_src = src[changed]
-            ramped_flat = ramped.reshape(-1)
-        indptr, cols, data = _stereo_csr(m, buf[changed], cols_src, g_new[changed] - g_old[changed])
-        accumulate(indptr, cols, data, ramped_flat, n, out.reshape(2 * m, n))
-
     def _mix_hrtf(
         self,
         out: NDArray[np.float32],
@@ -432,7 +302,7 @@ class Mixer:
         """Binaural rendering for HRTF listeners, one buffer each (out is (len(h_lis), 2, N))."""
         n, hmax = self.frame_size, self._max_delay
         # Quantized parameters: ramps happen only when something audibly changed.
-        g_q = self._quantize(gain).astype(np.float64)
+        g_q = quantize_many(gain, *self._quant).astype(np.float64)
         shift, coef = ear_taps(self.head, _quantize_direction(direction), g_q)
         coef32 = coef.astype(np.float32)
         new_state = np.concatenate([shift[..., None].astype(np.float32), coef32], axis=-1)  # (P, 2, 5)
@@ -554,27 +424,8 @@ class Mixer:
                 raise MixInputError("bad_index", "own_source must be (listeners,) rows in -1..sources-1")
         sid = _ids(source_ids, n_src, "source_ids")
         lid = _ids(listener_ids, n_lis, "listener_ids")
+        indptr_ = indptr_.astype(np.int64, copy=False)
         return x, present_, spos, lpos, rot, indptr_, src, flat_, own, sid, lid, hrtf_
-
-
-def _stereo_csr(
-    m: int, buf: NDArray[np.integer], src: NDArray[np.int64], g: NDArray[np.float32]
-) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float32]]:
-    """CSR with rows (2b: left, 2b+1: right) for entries sorted by buffer b."""
-    per_buf = np.bincount(buf, minlength=m)
-    start = np.cumsum(per_buf) - per_buf
-    # Buffer b's block starts at 2·start[b]: its left entries, then its right entries.
-    left = 2 * start[buf] + (np.arange(len(buf)) - start[buf])
-    right = left + per_buf[buf]
-    cols = np.empty(2 * len(buf), np.int32)
-    data = np.empty(2 * len(buf), np.float32)
-    cols[left] = src
-    cols[right] = src
-    data[left] = g[:, 0]
-    data[right] = g[:, 1]
-    indptr = np.zeros(2 * m + 1, np.int32)
-    indptr[1:] = np.cumsum(np.repeat(per_buf, 2))
-    return indptr, cols, data
 
 
 def _accumulate_taps(
@@ -616,7 +467,7 @@ def _quantize_direction(
 
 
 def _positions(p: ArrayLike, n: int | None, name: str) -> NDArray[np.float64]:
-    arr = np.asarray(p, dtype=np.float64)
+    arr = np.ascontiguousarray(p, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 3 or (n is not None and arr.shape[0] != n):
         raise MixInputError(
             "bad_shape", f"{name} must be ({n if n is not None else 'N'}, 3), got {arr.shape}"

@@ -24,6 +24,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .jit import kernel
+
 PAN_LAWS = ("equal_power", "godot", "openal")
 
 # OpenAL Soft 1.19 (Alc/panning.c) stereo decoder rows for ACN W, Y, Z, X with N3D-encoded
@@ -32,52 +34,67 @@ _AL_W = 0.5
 _AL_Y = 2.88675135e-1 * math.sqrt(3.0)
 _AL_X = 5.52305643e-2 * math.sqrt(3.0)
 
-_GODOT_SPEAKERS = np.array([[-1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]) / math.sqrt(2.0)
+_HALF_SQRT2 = math.sqrt(0.5)
 
 
-def _azimuth(d: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Azimuth in radians, 0 ahead (−Z), positive to the right (+X), in (−π, π]."""
-    return np.arctan2(d[..., 0], -d[..., 2])
+@kernel
+def pan_pair(law: int, dx: float, dy: float, dz: float) -> tuple[float, float]:
+    """(left, right) gains of one listener-local unit direction; `law` indexes `PAN_LAWS`.
 
-
-def equal_power(d: NDArray[np.float64]) -> NDArray[np.float64]:
-    # Web Audio projects onto the horizontal plane; straight up/down has azimuth 0.
-    az = _azimuth(d)
-    az = np.where(az < -np.pi / 2, -np.pi - az, az)
-    az = np.where(az > np.pi / 2, np.pi - az, az)
-    x = (az + np.pi / 2) / np.pi
-    return np.stack([np.cos(x * np.pi / 2), np.sin(x * np.pi / 2)], axis=-1)
-
-
-def godot(d: NDArray[np.float64]) -> NDArray[np.float64]:
-    raw = 1.0 + d @ _GODOT_SPEAKERS.T
-    norm = np.sqrt(np.sum(raw * raw, axis=-1, keepdims=True))
-    return raw / np.where(norm > 0, norm, 1.0)
-
-
-def openal(d: NDArray[np.float64]) -> NDArray[np.float64]:
-    az = _azimuth(d)
-    cos_el = np.sqrt(np.maximum(0.0, 1.0 - np.clip(d[..., 1], -1.0, 1.0) ** 2))
-    front = np.abs(az) < np.pi / 2
-    az = np.where(front, np.sign(az) * np.minimum(np.abs(az) * 1.5, np.pi / 2), az)
-    side = _AL_Y * np.sin(az) * cos_el
-    ahead = _AL_X * np.cos(az) * cos_el
+    Scalar and compiled, so the mixer evaluates it inside its per-entry loop; `pan_gains` is the
+    same code over an array.
+    """
+    if law == 0:
+        # Web Audio: L, R = cos, sin of (az + 90°)/2 with az folded to the front half. By the
+        # half-angle formulas that is √((1 ∓ sin az)/2), and folding leaves sin az unchanged, so
+        # no trigonometry is needed: sin az = x / |(x, z)| (0 straight up or down).
+        h = math.sqrt(dx * dx + dz * dz)
+        s = dx / h if h > 0.0 else 0.0
+        return math.sqrt(max(0.0, 0.5 - 0.5 * s)), math.sqrt(max(0.0, 0.5 + 0.5 * s))
+    if law == 1:
+        # Godot SPCAP, speakers at (∓1, 0, −1)/√2.
+        left = 1.0 + (-dx - dz) * _HALF_SQRT2
+        right = 1.0 + (dx - dz) * _HALF_SQRT2
+        norm = math.sqrt(left * left + right * right)
+        if norm > 0.0:
+            return left / norm, right / norm
+        return left, right
+    az = math.atan2(dx, -dz)
+    cos_el = math.sqrt(max(0.0, 1.0 - min(max(dy, -1.0), 1.0) ** 2))
+    if abs(az) < math.pi / 2:
+        az = math.copysign(min(abs(az) * 1.5, math.pi / 2), az)
+    side = _AL_Y * math.sin(az) * cos_el
+    ahead = _AL_X * math.cos(az) * cos_el
     # The 1.19 panner keeps each channel gain inside [0, 1]; measured on the loopback device:
     # the raw formula reaches 1.0043 at 58° and −0.009 at 100°, OpenAL renders 1.0 and 0.
-    return np.clip(np.stack([_AL_W - side + ahead, _AL_W + side + ahead], axis=-1), 0.0, 1.0)
+    return min(max(_AL_W - side + ahead, 0.0), 1.0), min(max(_AL_W + side + ahead, 0.0), 1.0)
 
 
-_LAWS = {"equal_power": equal_power, "godot": godot, "openal": openal}
+@kernel
+def _pan_many(law: int, d: NDArray[np.float64], out: NDArray[np.float64]) -> None:
+    for i in range(d.shape[0]):
+        out[i, 0], out[i, 1] = pan_pair(law, d[i, 0], d[i, 1], d[i, 2])
+
+
+def law_code(law: str) -> int:
+    """The integer `pan_pair` takes for a pan law name."""
+    if law not in PAN_LAWS:
+        raise ValueError(
+            f"unknown pan law {law!r}; expected one of {', '.join(PAN_LAWS)} (or 'hrtf' in the mixer)"
+        )
+    return PAN_LAWS.index(law)
 
 
 def pan_gains(law: str, directions: ArrayLike) -> NDArray[np.float64]:
     """(..., 3) listener-local unit directions → (..., 2) gains (left, right)."""
-    fn = _LAWS.get(law)
-    if fn is None:
-        raise ValueError(
-            f"unknown pan law {law!r}; expected one of {', '.join(PAN_LAWS)} (or 'hrtf' in the mixer)"
-        )
-    return fn(np.asarray(directions, dtype=np.float64))
+    code = law_code(law)
+    d = np.asarray(directions, dtype=np.float64)
+    if d.shape[-1:] != (3,):
+        raise ValueError(f"directions must have shape (..., 3), got {d.shape}")
+    flat = np.ascontiguousarray(d.reshape(-1, 3))
+    out = np.empty((len(flat), 2))
+    _pan_many(code, flat, out)
+    return out.reshape(*d.shape[:-1], 2)
 
 
 def centre_gains(law: str) -> NDArray[np.float64]:

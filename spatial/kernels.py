@@ -1,0 +1,308 @@
+"""The mixer's compiled per-frame passes (the order `Mixer.mix` runs them in).
+
+1. `entry_gains`: one loop over every (listener, source) entry — mix-minus, listener-local
+   geometry, distance gain, pan law, quantization, state key — with no temporary arrays.
+2. `listener_hashes` and `group_listeners`: which listeners hear exactly the same mix. The hash
+   only proposes; `group_listeners` compares every member with its representative entry by
+   entry, so a collision can never leak one listener's audio to another.
+3. `mix_buffers`: one stereo buffer per distinct mix, each source row read once per entry, both
+   channels accumulated in small cache-resident arrays, gains ramped, then soft-limited while
+   the buffer is still in cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .distance import attenuation
+from .jit import kernel, sample_kernel
+from .limiter import limit_in_place, needs_limit
+from .pan import pan_pair
+
+
+def gain_grid(
+    silence_db: float, step_db: float, max_gain: float
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """The quantization grid `quantize` reads: (silence gain, steps per decade, first step) and
+    the table of dequantized gains, one per step from just below the silence floor up to
+    `max_gain` (step_db 0: no grid, exact float32 gains)."""
+    silence_gain = 10.0 ** (silence_db / 20.0)
+    if step_db == 0:
+        return np.array([silence_gain, 0.0, 0.0]), np.zeros(1, np.float32)
+    first = math.floor(silence_db / step_db) - 1
+    last = math.ceil(20.0 * math.log10(max(max_gain, 1.0)) / step_db) + 2
+    steps = np.arange(first, last + 1)
+    table = (10.0 ** (steps * step_db / 20.0)).astype(np.float32)
+    return np.array([silence_gain, 20.0 / step_db, first]), table
+
+
+@kernel
+def quantize(g: float, grid: NDArray[np.float64], table: NDArray[np.float32]) -> float:
+    """A gain snapped to the dB grid (`gain_grid`); quieter than the silence floor → exactly 0.
+
+    Equal mixes are detected by comparing quantized gains, so walking a little changes nothing.
+    """
+    if not g >= grid[0]:
+        return 0.0
+    if grid[1] == 0.0:
+        return np.float32(g)
+    i = int(np.rint(math.log10(g) * grid[1])) - int(grid[2])
+    return table[min(max(i, 0), table.shape[0] - 1)]
+
+
+@kernel
+def quantize_many(
+    g: NDArray[np.float64], grid: NDArray[np.float64], table: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    out = np.empty(g.shape[0], np.float32)
+    for i in range(g.shape[0]):
+        out[i] = quantize(g[i], grid, table)
+    return out
+
+
+@kernel
+def entry_gains(
+    spos: NDArray[np.float64],
+    lpos: NDArray[np.float64],
+    rot: NDArray[np.float64],
+    indptr: NDArray[np.int64],
+    src: NDArray[np.int64],
+    flat: NDArray[np.bool_],
+    own: NDArray[np.int64],
+    sid: NDArray[np.uint64],
+    lid: NDArray[np.uint64],
+    law: int,
+    curve: NDArray[np.float64],
+    grid: NDArray[np.float64],
+    table: NDArray[np.float32],
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.uint64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.float32],
+]:
+    """Every entry except a listener's own source, with its geometry and quantized pan gains.
+
+    Returns (indptr, source row, state key = listener id << 32 | source id, listener-local unit
+    direction (E, 3), distance gain (E,), quantized (left, right) gains (E, 2) float32).
+    A flat entry is straight ahead at gain 1; a source at the listener's position too.
+    """
+    n_lis = lpos.shape[0]
+    out_ptr = np.empty(n_lis + 1, np.int64)
+    out_ptr[0] = 0
+    for lis in range(n_lis):
+        kept = 0
+        for e in range(indptr[lis], indptr[lis + 1]):
+            kept += src[e] != own[lis]
+        out_ptr[lis + 1] = out_ptr[lis] + kept
+    n = out_ptr[n_lis]
+    e_src = np.empty(n, np.int64)
+    keys = np.empty(n, np.uint64)
+    direction = np.empty((n, 3))
+    gain = np.empty(n)
+    g = np.empty((n, 2), np.float32)
+    k = 0
+    for lis in range(n_lis):
+        px, py, pz = lpos[lis, 0], lpos[lis, 1], lpos[lis, 2]
+        r = rot[lis]
+        for e in range(indptr[lis], indptr[lis + 1]):
+            s = src[e]
+            if s == own[lis]:
+                continue
+            dx, dy, dz, dist_gain = 0.0, 0.0, -1.0, 1.0
+            if not flat[e]:
+                ox, oy, oz = spos[s, 0] - px, spos[s, 1] - py, spos[s, 2] - pz
+                # local = Rᵀ·offset (R maps listener-local to world)
+                lx = r[0, 0] * ox + r[1, 0] * oy + r[2, 0] * oz
+                ly = r[0, 1] * ox + r[1, 1] * oy + r[2, 1] * oz
+                lz = r[0, 2] * ox + r[1, 2] * oy + r[2, 2] * oz
+                dist = math.sqrt(lx * lx + ly * ly + lz * lz)
+                if dist > 1e-9:
+                    dx, dy, dz = lx / dist, ly / dist, lz / dist
+                dist_gain = attenuation(dist, curve)
+            pl, pr = pan_pair(law, dx, dy, dz)
+            e_src[k] = s
+            keys[k] = (lid[lis] << np.uint64(32)) | sid[s]
+            direction[k, 0], direction[k, 1], direction[k, 2] = dx, dy, dz
+            gain[k] = dist_gain
+            g[k, 0] = quantize(pl * dist_gain, grid, table)
+            g[k, 1] = quantize(pr * dist_gain, grid, table)
+            k += 1
+    return out_ptr, e_src, keys, direction, gain, g
+
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@kernel
+def _mix64(z: np.uint64) -> np.uint64:
+    """splitmix64's finaliser: a cheap, well-spread 64-bit hash (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@kernel
+def audible_entries(
+    src: NDArray[np.int64], g_old: NDArray[np.float32], g_new: NDArray[np.float32], present: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Entries that contribute a sample: the source's frame arrived and a gain is not zero."""
+    out = np.empty(src.shape[0], np.bool_)
+    for e in range(src.shape[0]):
+        out[e] = present[src[e]] and (
+            g_old[e, 0] != 0 or g_old[e, 1] != 0 or g_new[e, 0] != 0 or g_new[e, 1] != 0
+        )
+    return out
+
+
+@kernel
+def listener_hashes(
+    indptr: NDArray[np.int64],
+    src: NDArray[np.int64],
+    bits_old: NDArray[np.uint32],
+    bits_new: NDArray[np.uint32],
+    audible: NDArray[np.bool_],
+) -> NDArray[np.uint64]:
+    """Per listener, a hash of its audible (source, old gains, new gains) entries, in order.
+
+    bits_old / bits_new are the float32 gains viewed as uint32 (E, 2).
+    """
+    n_lis = indptr.shape[0] - 1
+    out = np.empty(n_lis, np.uint64)
+    for lis in range(n_lis):
+        h = _GOLDEN
+        for e in range(indptr[lis], indptr[lis + 1]):
+            if audible[e]:
+                h = _mix64(h ^ np.uint64(src[e]) + _GOLDEN)
+                h = _mix64(h ^ (np.uint64(bits_old[e, 0]) | (np.uint64(bits_old[e, 1]) << np.uint64(32))))
+                h = _mix64(h ^ (np.uint64(bits_new[e, 0]) | (np.uint64(bits_new[e, 1]) << np.uint64(32))))
+        out[lis] = h
+    return out
+
+
+@kernel
+def _same_mix(
+    a: int,
+    b: int,
+    indptr: NDArray[np.int64],
+    src: NDArray[np.int64],
+    g_old: NDArray[np.float32],
+    g_new: NDArray[np.float32],
+    audible: NDArray[np.bool_],
+) -> bool:
+    """Do listeners a and b mix exactly the same audible entries (same order, same gains)?"""
+    i, i_end = indptr[a], indptr[a + 1]
+    j, j_end = indptr[b], indptr[b + 1]
+    while True:
+        while i < i_end and not audible[i]:
+            i += 1
+        while j < j_end and not audible[j]:
+            j += 1
+        if i == i_end or j == j_end:
+            return i == i_end and j == j_end
+        if (
+            src[i] != src[j]
+            or g_old[i, 0] != g_old[j, 0]
+            or g_old[i, 1] != g_old[j, 1]
+            or g_new[i, 0] != g_new[j, 0]
+            or g_new[i, 1] != g_new[j, 1]
+        ):
+            return False
+        i += 1
+        j += 1
+
+
+@kernel
+def group_listeners(
+    order: NDArray[np.int64],
+    hashes: NDArray[np.uint64],
+    indptr: NDArray[np.int64],
+    src: NDArray[np.int64],
+    g_old: NDArray[np.float32],
+    g_new: NDArray[np.float32],
+    audible: NDArray[np.bool_],
+    max_tries: int,
+) -> NDArray[np.int64]:
+    """The representative (lowest row with the same mix) of each listener in `order`, else −1.
+
+    `order` lists the listeners to group, sorted by hash and, within a hash, by row. Each is
+    verified against up to `max_tries` representatives of its hash; one that matches none (a
+    collision, or too many different mixes under one hash) becomes a representative itself.
+    """
+    rep = np.full(indptr.shape[0] - 1, -1, np.int64)
+    reps_in_run = np.empty(max_tries, np.int64)
+    i = 0
+    while i < order.shape[0]:
+        j = i
+        n_reps = 0
+        while j < order.shape[0] and hashes[order[j]] == hashes[order[i]]:
+            lis = order[j]
+            rep[lis] = lis
+            for t in range(n_reps):
+                if _same_mix(lis, reps_in_run[t], indptr, src, g_old, g_new, audible):
+                    rep[lis] = reps_in_run[t]
+                    break
+            if rep[lis] == lis and n_reps < max_tries:
+                reps_in_run[n_reps] = lis
+                n_reps += 1
+            j += 1
+        i = j
+    return rep
+
+
+@sample_kernel
+def mix_buffers(
+    out: NDArray[np.float32],
+    reps: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    src: NDArray[np.int64],
+    g_old: NDArray[np.float32],
+    g_new: NDArray[np.float32],
+    audible: NDArray[np.bool_],
+    x: NDArray[np.float32],
+    ramp: NDArray[np.float32],
+    threshold: float,
+) -> int:
+    """out[b] (2, N) = listener reps[b]'s audible entries, ramped old → new gain, soft-limited.
+
+    Returns how many buffers needed the limiter. The sample loops are written so LLVM
+    vectorizes them: contiguous rows, accumulators that cannot alias the sources, the ramp
+    read from an array (int → float conversion would not vectorize).
+    """
+    n = x.shape[1]
+    acc_l = np.empty(n, np.float32)
+    acc_r = np.empty(n, np.float32)
+    limited = 0
+    for b in range(reps.shape[0]):
+        lis = reps[b]
+        acc_l[:] = 0.0
+        acc_r[:] = 0.0
+        for e in range(indptr[lis], indptr[lis + 1]):
+            if not audible[e]:
+                continue
+            xs = x[src[e]]
+            gl, gr = g_old[e, 0], g_old[e, 1]
+            dl, dr = g_new[e, 0] - gl, g_new[e, 1] - gr
+            if dl == 0 and dr == 0:
+                for i in range(n):
+                    acc_l[i] += gl * xs[i]
+                    acc_r[i] += gr * xs[i]
+            else:  # linear ramp across the frame, r = 1/N … 1: click-free
+                for i in range(n):
+                    v = xs[i]
+                    acc_l[i] += (gl + ramp[i] * dl) * v
+                    acc_r[i] += (gr + ramp[i] * dr) * v
+        if needs_limit(acc_l, threshold) or needs_limit(acc_r, threshold):
+            limit_in_place(acc_l, threshold)
+            limit_in_place(acc_r, threshold)
+            limited += 1
+        out[b, 0, :] = acc_l
+        out[b, 1, :] = acc_r
+    return limited
