@@ -8,7 +8,9 @@ thread while its event loop keeps serving packets.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from numba import njit
@@ -28,3 +30,27 @@ def kernel(fn: F) -> F:
 def sample_kernel(fn: F) -> F:
     """Compile a loop over samples with fast (reassociating, fused) arithmetic so it vectorizes."""
     return cast(F, njit(cache=True, nogil=True, fastmath=FASTMATH)(fn))
+
+
+def _drop_stale_cache() -> None:
+    """numba keys a cached kernel on its own file only, so a kernel in kernels.py that calls
+    `pan_pair` would keep stale machine code after pan.py changes. Any change to a spatial
+    source therefore drops all of spatial's cached kernels (they recompile on next use)."""
+    here = Path(__file__).parent
+    digest = hashlib.sha1()
+    for path in sorted(here.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    cache = here / "__pycache__"
+    stamp = cache / "numba-sources.sha1"
+    try:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return
+        for old in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+            old.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+    except OSError:  # read-only install: sources cannot change under us either
+        pass
+
+
+_drop_stale_cache()

@@ -22,15 +22,17 @@ from .jit import sample_kernel
 
 @sample_kernel
 def needs_limit(x: NDArray[np.float32], threshold: float) -> bool:
-    """Does any sample of `x` exceed the threshold (or is NaN/infinite)? One vectorized pass."""
-    peak = np.float32(0.0)
-    total = np.float32(0.0)  # a NaN or infinity anywhere makes the sum non-finite
-    for v in x:
-        a = abs(v)
-        peak = a if a > peak else peak
-        total += v
-    # Compared in float32, as the samples are: a sample of exactly float32(threshold) is fine.
-    return not (peak <= np.float32(threshold)) or not (abs(total) < np.inf)
+    """Does any sample of `x` exceed the threshold (or is NaN/infinite)? One vectorized pass.
+
+    A sum of excesses rather than a running max: a max reduction only vectorizes when NaN may be
+    ignored, and here a NaN must propagate (it makes the sum NaN, and NaN is not <= 0).
+    Compared in float32, as the samples are: a sample of exactly float32(threshold) is fine.
+    """
+    knee = np.float32(threshold)
+    excess = np.float32(0.0)
+    for i in range(x.shape[0]):
+        excess += max(abs(x[i]) - knee, np.float32(0.0))
+    return not (excess <= 0.0)
 
 
 @sample_kernel
