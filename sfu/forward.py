@@ -245,9 +245,13 @@ class Publisher:
         # Smoothed speaking level from the publisher's audio-level header extension (None: never seen).
         self.level: float | None = None
         self._last_keyframe_request = 0.0
+        # time.monotonic() of the last packet per kind: tells "publishes" from "allowed to publish".
+        self.last_audio = -1e9
+        self.last_video = -1e9
 
     def on_audio(self, packet: RtpPacket) -> None:
         self.audio_packets += 1
+        self.last_audio = time.monotonic()
         self.audio_bytes += len(packet.payload)
         now = time.time()
         for slot in self.audio_out:
@@ -262,6 +266,7 @@ class Publisher:
 
     def on_video(self, packet: RtpPacket) -> None:
         self.video_packets += 1
+        self.last_video = time.monotonic()
         self.video_bytes += len(packet.payload)
         now = time.time()
         waiting = False

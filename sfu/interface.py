@@ -28,6 +28,7 @@ from .forward import OutSlot, Publisher
 from .mix import MixEngine
 from .peer import Peer
 from .slots import assign_slots
+from .voice_bridge import EncoderFactory, ExternalSource, WsVoiceBridge
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,10 @@ class SFU:
         encode: Callable[[dict[str, Any]], bytes] = msgpack.packb,
         on_gone: OnGone | None = None,
         mixer: Mixer | None = None,
+        voice_encoder: EncoderFactory | None = None,
     ) -> None:
+        """`voice_encoder(codec, channels)` makes the frame encoders for WebSocket-voice listeners
+        (see `voice_bridge`); without it the SFU has WebRTC participants only."""
         self.config = config or SFUConfig()
         self.encode = encode
         self.on_gone = on_gone
@@ -152,6 +156,11 @@ class SFU:
         self._watchdog: asyncio.Task[None] | None = None
         self._closing: set[int] = set()
         self._bg: set[asyncio.Task[Any]] = set()
+        # WebSocket-voice participants: sources without a peer connection, and PCM listeners.
+        self._external: dict[int, ExternalSource] = {}
+        self._voice = WsVoiceBridge(voice_encoder, self.encode) if voice_encoder is not None else None
+        if self._voice is not None:
+            self._mixer.bed_sink = self._voice.on_bed
 
     # -- signaling -----------------------------------------------------------------------------
 
@@ -216,6 +225,7 @@ class SFU:
 
     async def remove_participant(self, pid: int) -> None:
         """Tear everything of pid down. Idempotent."""
+        self._remove_websocket_voice(pid)
         session = self._sessions.pop(pid, None)
         if session is None:
             return
@@ -252,12 +262,63 @@ class SFU:
         self._watchdog = None
         self._bg.clear()
 
+    # -- WebSocket voice (clients without WebRTC media, see voice_bridge) ----------------------
+
+    def add_external_source(self, pid: int) -> ExternalSource:
+        """Register pid as a source that pushes PCM (`ExternalSource.push_pcm16/push_pcm`) instead of
+        RTP: it is forwarded, mixed and level-metered like a WebRTC publisher. Removed with
+        `remove_participant`."""
+        if pid in self._sessions or pid in self._external:
+            raise ValueError(f"participant {pid} already has a session")
+        source = self._external[pid] = ExternalSource(
+            pid, bitrate=self.config.opus_bitrate, complexity=self.config.opus_complexity
+        )
+        # Listeners may already have been given this source (interest can run ahead of media).
+        for other in self._sessions.values():
+            source.publisher.audio_out += [s for s in other.peer.audio_slots if s.source == pid]
+        self._sync_decoders()
+        return source
+
+    def external_source(self, pid: int) -> ExternalSource | None:
+        return self._external.get(pid)
+
+    def add_ws_listener(self, pid: int, send: Callable[[bytes], bool], codec: str = "adpcm16k") -> None:
+        """Make pid a listener that receives `voice` messages (encoded with `encode`) through `send`:
+        its forwarded sources one message per source frame, its bed as stereo frames."""
+        if self._voice is None:
+            raise RuntimeError("this SFU was made without a voice_encoder: no WebSocket voice")
+        self._voice.add_listener(pid, send, codec)
+
+    def set_ws_codec(self, pid: int, codec: str) -> None:
+        """The codec a WebSocket listener receives (the one it sends, normally)."""
+        if self._voice is not None:
+            self._voice.set_codec(pid, codec)
+
+    def voice_report(self) -> dict[str, Any]:
+        """Transcoding counters of the WebSocket-voice bridge (one encode per source frame per codec)."""
+        report: dict[str, Any] = self._voice.report() if self._voice is not None else {}
+        report["external_sources"] = len(self._external)
+        report["external_frames"] = sum(s.frames for s in self._external.values())
+        report["external_encode_s"] = sum(s.encode_seconds for s in self._external.values())
+        return report
+
+    def _remove_websocket_voice(self, pid: int) -> None:
+        if self._voice is not None and pid in self._voice.listeners:
+            self._voice.remove_listener(pid)
+            self._mixer.remove_listener(pid)
+        if self._external.pop(pid, None) is not None:
+            self._drop_source(pid)
+        self._sync_decoders()
+
     # -- interest ------------------------------------------------------------------------------
 
     def update_interest(self, changes: Mapping[int, ListenerInterest]) -> None:
         """Apply new interest for the listeners whose sets changed (others keep theirs)."""
         for pid, interest in changes.items():
             session = self._sessions.get(pid)
+            if session is None and self._voice is not None and pid in self._voice.listeners:
+                self._set_ws_interest(pid, interest)
+                continue
             if session is None or not session.peer.subscribe:
                 continue
             peer = session.peer
@@ -284,6 +345,16 @@ class SFU:
                 self._send_slots(pid)
         self._sync_decoders()
 
+    def _set_ws_interest(self, pid: int, interest: ListenerInterest) -> None:
+        """A WebSocket listener: its forwarded sources (as many as slots) by message, the rest mixed."""
+        assert self._voice is not None
+        forwarded = [s for s in interest.forwarded if s != pid][: self.config.audio_slots]
+        self._voice.set_forwarded(pid, forwarded)
+        if self.config.mixing:
+            in_slots = set(forwarded)
+            mixed = [s for s in interest.mixed if s not in in_slots]
+            self._mixer.set_listener(pid, None, mixed, frozenset(interest.flat))
+
     def update_poses(
         self, ids: NDArray[np.integer], positions: NDArray[np.floating], quaternions: NDArray[np.floating]
     ) -> None:
@@ -305,6 +376,14 @@ class SFU:
                 levels[i] = pub.level
                 known = True
         return levels if known else None
+
+    def publishing(self, pid: int, *, within: float = 2.0) -> tuple[bool, bool]:
+        """(audio, video): whether pid's published tracks delivered RTP in the last `within` seconds."""
+        pub = self._publisher(pid)
+        if pub is None:
+            return False, False
+        now = time.monotonic()
+        return (now - pub.last_audio < within, now - pub.last_video < within)
 
     def slot_sources(self, pid: int) -> dict[str, list[int | None]]:
         session = self._sessions[pid]
@@ -330,7 +409,10 @@ class SFU:
 
     def _publisher(self, pid: int) -> Publisher | None:
         session = self._sessions.get(pid)
-        return session.publisher if session is not None else None
+        if session is not None:
+            return session.publisher
+        external = self._external.get(pid)
+        return external.publisher if external is not None else None
 
     def _drop_source(self, source: int) -> None:
         """A publisher left: empty every slot carrying it and tell those listeners."""
@@ -358,8 +440,9 @@ class SFU:
     def _sync_decoders(self) -> None:
         """Decode exactly the publishers some listener mixes."""
         wanted = self._mixer.wanted_sources()
-        for pid, session in self._sessions.items():
-            pub = session.publisher
+        publishers = [(pid, s.publisher) for pid, s in self._sessions.items()]
+        publishers += [(pid, e.publisher) for pid, e in self._external.items()]
+        for pid, pub in publishers:
             if pub is None:
                 continue
             if pid in wanted:
@@ -370,6 +453,8 @@ class SFU:
                 self._mixer.drop_decoder(pid)
         if self._mixer.listeners:
             self._mixer.start()
+        if self._voice is not None:
+            self._voice.sync(self._publisher, self._external.get)
 
     def _send_slots(self, pid: int) -> None:
         session = self._sessions.get(pid)

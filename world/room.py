@@ -143,7 +143,7 @@ class World:
 
     def _flags(self, p: Participant) -> int:
         f = 0
-        if p.grants.can_publish and not p.muted and not p.admin_muted:
+        if p.grants.can_publish and p.publishes_audio is not False and not p.muted and not p.admin_muted:
             f |= FLAG_AUDIO
         if p.grants.hidden:
             f |= FLAG_HIDDEN
@@ -343,6 +343,8 @@ class World:
     def on_tracks(self, pid: int, *, audio: bool, video: bool) -> None:
         """The backend reports which tracks a participant actually publishes."""
         p = self.participants.get(pid)
-        if p is None:
+        if p is None or pid not in self.table:
             return
         self.table.set_flag(pid, FLAG_VIDEO, video and p.grants.can_publish)
+        p.publishes_audio = audio
+        self.refresh_flags(p)

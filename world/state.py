@@ -127,6 +127,8 @@ class Participant:
     session: Any = None  # the live Session, None while disconnected (within the reconnect grace)
     muted: bool = False
     admin_muted: bool = False
+    # Whether the media backend sees audio actually arriving (None: not known, trust the grant).
+    publishes_audio: bool | None = None
     last_pose_time: float = field(default_factory=time.monotonic)
     pose_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(POSE_RATE_HZ, POSE_BURST))
     poses_dropped: int = 0

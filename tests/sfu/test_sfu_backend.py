@@ -1,20 +1,23 @@
-"""The SFU behind the world's MediaBackend seam (world/media.py), driven by a tick frame.
+"""The SFU behind the world's MediaBackend seam (world/sfu_backend.py), driven by a tick frame.
 
-The world's types are mirrored by duck-typed stand-ins, so this test does not depend on `world`.
+Only the parts of `world.media.TickFrame` the backend reads are built here, with real aiortc peers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
+import msgpack
 import numpy as np
 import pytest
 from sfu_client import TestClient, tone_level
 
-from sfu import SFU, SFUConfig
-from sfu.backend import SFUBackend
+from world.config import load_config
+from world.media import MediaBackend
+from world.sfu_backend import SfuMedia
 
 MEDIA_BACKEND_METHODS = (
     "bind",
@@ -42,6 +45,7 @@ class Events:
     def __init__(self) -> None:
         self.frames: list[tuple[int, str, bytes]] = []
         self.closed: list[int] = []
+        self.tracks: dict[int, tuple[bool, bool]] = {}
 
     def on_client_frame(self, pid: int, channel: str, data: bytes) -> None:
         self.frames.append((pid, channel, data))
@@ -52,9 +56,14 @@ class Events:
     def on_media_closed(self, pid: int) -> None:
         self.closed.append(pid)
 
+    def on_tracks(self, pid: int, *, audio: bool, video: bool) -> None:
+        self.tracks[pid] = (audio, video)
+
 
 async def test_world_drives_the_sfu_through_the_media_backend_protocol() -> None:
-    backend = SFUBackend(SFU(SFUConfig(audio_slots=2, video_slots=1, ice_addresses=("127.0.0.1",))))
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "plaza.toml")
+    backend = SfuMedia(cfg.worlds[0], cfg.server)
+    assert isinstance(backend, MediaBackend)
     assert all(callable(getattr(backend, m, None)) for m in MEDIA_BACKEND_METHODS)
     events = Events()
     backend.bind(events)
@@ -77,6 +86,7 @@ async def test_world_drives_the_sfu_through_the_media_backend_protocol() -> None
             quats=np.array([[0, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32),
             changed=frozenset({2}),
             view=lambda pid: views.get(pid, view()),
+            tick=1,
         )
         backend.apply_tick(frame)
         await asyncio.sleep(1.2)
@@ -85,6 +95,23 @@ async def test_world_drives_the_sfu_through_the_media_backend_protocol() -> None
         assert tone_level(pcm, 600) > 0.2
         levels = backend.audio_levels(np.array([1, 2]))
         assert levels is not None and levels[0] > 0.05 and levels[1] == 0.0
+        backend.apply_tick(frame)
+        assert events.tracks == {1: (True, False), 2: (False, False)}, "who really publishes audio"
+
+        # Active speakers: the listener who hears speaker 1 is told so on `control`.
+        for _ in range(12):
+            backend.apply_tick(frame)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        speakers = [msgpack.unpackb(d) for ch, d in listener.messages if ch == "control"]
+        speakers = [m for m in speakers if m.get("t") == "speakers"]
+        assert speakers and speakers[-1]["ids"] == [1], speakers
+        # Out of hearing: the list no longer names speaker 1 (privacy applies to metadata too).
+        views[2] = view()
+        backend.apply_tick(frame)
+        await asyncio.sleep(0.3)
+        speakers = [msgpack.unpackb(d) for ch, d in listener.messages if ch == "control"]
+        assert [m for m in speakers if m.get("t") == "speakers"][-1]["ids"] == []
 
         listener.channels["state"].send(b"pose-bytes")
         await asyncio.sleep(0.5)
