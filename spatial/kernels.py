@@ -272,33 +272,73 @@ def mix_buffers(
 ) -> int:
     """out[b] (2, N) = listener reps[b]'s audible entries, ramped old → new gain, soft-limited.
 
-    Returns how many buffers needed the limiter. The sample loops are written so LLVM
-    vectorizes them: contiguous rows, accumulators that cannot alias the sources, the ramp
-    read from an array (int → float conversion would not vectorize).
+    Returns how many buffers needed the limiter. Written for LLVM's vectorizer and the cache:
+    a buffer is summed in two small accumulators (they stay in L1 and cannot alias the
+    sources), four sources per pass (one accumulator store per four multiply-adds: the store
+    port, not arithmetic, is what limits a one-source-per-pass loop), and the ramp is read from
+    an array (an int → float conversion would not vectorize).
     """
     n = x.shape[1]
     acc_l = np.empty(n, np.float32)
     acc_r = np.empty(n, np.float32)
+    silent = np.zeros(n, np.float32)  # pads the last group of four
+    zero = np.float32(0.0)
+    most = 0
+    for b in range(reps.shape[0]):
+        most = max(most, indptr[reps[b] + 1] - indptr[reps[b]])
+    todo = np.empty(most, np.int64)
     limited = 0
     for b in range(reps.shape[0]):
         lis = reps[b]
+        # Audible entries, steady gains first: a group of four takes the cheaper loop unless
+        # one of its entries ramps.
+        steady = 0
+        for e in range(indptr[lis], indptr[lis + 1]):
+            if audible[e] and g_old[e, 0] == g_new[e, 0] and g_old[e, 1] == g_new[e, 1]:
+                todo[steady] = e
+                steady += 1
+        count = steady
+        for e in range(indptr[lis], indptr[lis + 1]):
+            if audible[e] and (g_old[e, 0] != g_new[e, 0] or g_old[e, 1] != g_new[e, 1]):
+                todo[count] = e
+                count += 1
         acc_l[:] = 0.0
         acc_r[:] = 0.0
-        for e in range(indptr[lis], indptr[lis + 1]):
-            if not audible[e]:
-                continue
-            xs = x[src[e]]
-            gl, gr = g_old[e, 0], g_old[e, 1]
-            dl, dr = g_new[e, 0] - gl, g_new[e, 1] - gr
-            if dl == 0 and dr == 0:
+        for k in range(0, count, 4):
+            # acc += entries todo[k : k+4]; a short last group reads the silent row at gain 0.
+            x0, x1, x2, x3 = silent, silent, silent, silent
+            l0 = l1 = l2 = l3 = r0 = r1 = r2 = r3 = zero  # old gains
+            dl0 = dl1 = dl2 = dl3 = dr0 = dr1 = dr2 = dr3 = zero  # new − old
+            e = todo[k]
+            x0, l0, r0 = x[src[e]], g_old[e, 0], g_old[e, 1]
+            dl0, dr0 = g_new[e, 0] - l0, g_new[e, 1] - r0
+            if k + 1 < count:
+                e = todo[k + 1]
+                x1, l1, r1 = x[src[e]], g_old[e, 0], g_old[e, 1]
+                dl1, dr1 = g_new[e, 0] - l1, g_new[e, 1] - r1
+            if k + 2 < count:
+                e = todo[k + 2]
+                x2, l2, r2 = x[src[e]], g_old[e, 0], g_old[e, 1]
+                dl2, dr2 = g_new[e, 0] - l2, g_new[e, 1] - r2
+            if k + 3 < count:
+                e = todo[k + 3]
+                x3, l3, r3 = x[src[e]], g_old[e, 0], g_old[e, 1]
+                dl3, dr3 = g_new[e, 0] - l3, g_new[e, 1] - r3
+            if min(k + 4, count) <= steady:
                 for i in range(n):
-                    acc_l[i] += gl * xs[i]
-                    acc_r[i] += gr * xs[i]
-            else:  # linear ramp across the frame, r = 1/N … 1: click-free
+                    v0, v1, v2, v3 = x0[i], x1[i], x2[i], x3[i]
+                    acc_l[i] += l0 * v0 + l1 * v1 + l2 * v2 + l3 * v3
+                    acc_r[i] += r0 * v0 + r1 * v1 + r2 * v2 + r3 * v3
+            else:  # linear ramp across the frame, t = 1/N … 1: click-free
                 for i in range(n):
-                    v = xs[i]
-                    acc_l[i] += (gl + ramp[i] * dl) * v
-                    acc_r[i] += (gr + ramp[i] * dr) * v
+                    t = ramp[i]
+                    v0, v1, v2, v3 = x0[i], x1[i], x2[i], x3[i]
+                    acc_l[i] += (l0 + t * dl0) * v0 + (l1 + t * dl1) * v1 + (l2 + t * dl2) * v2 + (
+                        l3 + t * dl3
+                    ) * v3
+                    acc_r[i] += (r0 + t * dr0) * v0 + (r1 + t * dr1) * v1 + (r2 + t * dr2) * v2 + (
+                        r3 + t * dr3
+                    ) * v3
         if needs_limit(acc_l, threshold) or needs_limit(acc_r, threshold):
             limit_in_place(acc_l, threshold)
             limit_in_place(acc_r, threshold)
