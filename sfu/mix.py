@@ -17,7 +17,7 @@ import contextlib
 import fractions
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import av
@@ -75,10 +75,14 @@ class SourceDecoder:
         return frame
 
 
+# A bed for PCM listeners (WebSocket voice): (planar float32 (2, FRAME) bed, member pids, tick).
+BedSink = Callable[[NDArray[np.float32], list[int], int], None]
+
+
 @dataclass
 class MixListener:
     pid: int
-    slot: OutSlot
+    slot: OutSlot | None  # None: a PCM listener, its bed goes to `MixEngine.bed_sink` instead
     sources: tuple[int, ...] = ()
     flat: frozenset[int] = frozenset()
     encoder: av.AudioCodecContext | None = None
@@ -112,10 +116,15 @@ class MixEngine:
         self.encodes = 0
         self.last = TickReport()
         self._task: asyncio.Task[None] | None = None
+        # Receives each distinct bed that has PCM listeners, once per tick (set by the SFU).
+        self.bed_sink: BedSink | None = None
 
     # -- configuration from the SFU ------------------------------------------------------------
 
-    def set_listener(self, pid: int, slot: OutSlot, sources: Iterable[int], flat: frozenset[int]) -> None:
+    def set_listener(
+        self, pid: int, slot: OutSlot | None, sources: Iterable[int], flat: frozenset[int]
+    ) -> None:
+        """`slot` None makes pid a PCM listener: its bed is handed to `bed_sink`, not Opus-encoded."""
         srcs = tuple(dict.fromkeys(s for s in sources if s != pid))
         entry = self.listeners.get(pid)
         if not srcs:
@@ -230,12 +239,22 @@ class MixEngine:
             bed = result.buffers[buffer]
             if not bed.any():
                 continue  # nothing audible: send nothing (the client hears silence)
+            pcm_members = [m.pid for m in members if m.slot is None]
+            if pcm_members and self.bed_sink is not None:
+                try:
+                    self.bed_sink(bed, pcm_members, tick)
+                except Exception:
+                    logger.exception("bed sink failed")
+                members = [m for m in members if m.slot is not None]
+                if not members:
+                    continue
             leader = min(members, key=lambda m: m.pid)
             payloads = self._encode(leader, bed, tick)
             report.encodes += 1
             for payload in payloads:
                 for member in members:
                     slot = member.slot
+                    assert slot is not None
                     marker = 0
                     if member.last_tick != tick - 1:
                         slot.switch(slot.source)  # resume after silence: continue seq, advance ts
