@@ -31,8 +31,14 @@ def needs_limit(x: NDArray[np.float32], threshold: float) -> bool:
     knee = np.float32(threshold)
     excess = np.float32(0.0)
     for i in range(x.shape[0]):
-        excess += max(abs(x[i]) - knee, np.float32(0.0))
+        excess += over_knee(x[i], knee)
     return not (excess <= 0.0)
+
+
+@sample_kernel
+def over_knee(v: np.float32, knee: np.float32) -> np.float32:
+    """How far one sample is past the knee (0 if not; NaN for NaN): sum it, test `not sum <= 0`."""
+    return max(abs(v) - knee, np.float32(0.0))
 
 
 @sample_kernel

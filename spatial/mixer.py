@@ -105,7 +105,7 @@ class _PairState:
 
     def lookup(self, keys: NDArray[np.uint64], default: NDArray[np.float32]) -> NDArray[np.float32]:
         if len(keys) == len(self.keys) and np.array_equal(keys, self.keys):
-            return self.values.copy()  # the common case: nobody joined, left or was reordered
+            return self.values  # the common case: nobody joined, left or was reordered
         out = np.array(default, dtype=self.values.dtype, copy=True)
         if len(self.keys) == 0 or len(keys) == 0:
             return out
@@ -113,6 +113,25 @@ class _PairState:
         hit = self.keys[pos] == keys
         out[hit] = self.values[pos[hit]]
         return out
+
+
+class _EntryArrays:
+    """Per-entry outputs of one frame, kept between frames: allocating ~1 MB afresh every frame
+    costs page faults comparable to computing it."""
+
+    def __init__(self) -> None:
+        self.reserve(0, 0)
+
+    def reserve(self, entries: int, listeners: int) -> None:
+        if hasattr(self, "src") and len(self.src) >= entries and len(self.ptr) > listeners:
+            return
+        e = max(entries, 2 * len(getattr(self, "src", ())))
+        self.ptr = np.empty(max(listeners + 1, 2 * len(getattr(self, "ptr", ()))), np.int64)
+        self.src = np.empty(e, np.int64)
+        self.keys = np.empty(e, np.uint64)
+        self.direction = np.empty((e, 3))
+        self.gain = np.empty(e)
+        self.g = np.empty((e, 2), np.float32)
 
 
 def _sorted_state(keys: NDArray[np.uint64], values: NDArray[np.float32]) -> _PairState:
@@ -169,6 +188,7 @@ class Mixer:
         self._quant = gain_grid(silence_db, gain_step_db, self.distance.max_gain)
         self._ramp = np.arange(1, frame_size + 1, dtype=np.float32) / np.float32(frame_size)
         self._pool = np.zeros((0, 2, frame_size), np.float32)
+        self._frame_arrays = [_EntryArrays(), _EntryArrays()]
         self._lp_b, self._lp_a = self.head.lowpass()
         self._max_delay = self.head.max_delay_samples
         if self._max_delay + 1 > frame_size:
@@ -229,9 +249,16 @@ class Mixer:
         )
         n_lis = len(lpos)
         # Per entry (mix-minus applied): geometry, distance gain, pan law, quantized gains.
-        ptr, src, keys, direction, gain, g_new = entry_gains(
-            spos, lpos, rot, indptr_, src, flat_, own, sid, lid, self._law, self._curve, *self._quant
-        )
+        # Entry arrays alternate between two sets: last frame's gains stay intact as ramp state.
+        self._frame_arrays.reverse()
+        ea = self._frame_arrays[0]
+        ea.reserve(len(src), n_lis)
+        count = entry_gains(
+            spos, lpos, rot, indptr_, src, flat_, own, sid, lid, self._law, self._curve, *self._quant,
+            ea.ptr, ea.src, ea.keys, ea.direction, ea.gain, ea.g,
+        )  # fmt: skip
+        ptr, src, keys = ea.ptr[: n_lis + 1], ea.src[:count], ea.keys[:count]
+        direction, gain, g_new = ea.direction[:count], ea.gain[:count], ea.g[:count]
 
         # --- pan-law listeners: ramp state, shared-mix detection, one buffer per distinct mix ----
         h_lis = np.flatnonzero(hrtf_)
