@@ -7,8 +7,12 @@ Conventions (Godot's): metres, Y up, ground plane X-Z. An orientation is a unit 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from .jit import kernel
 
 
 def rotation_matrices(quaternions: ArrayLike) -> NDArray[np.float64]:
@@ -17,22 +21,33 @@ def rotation_matrices(quaternions: ArrayLike) -> NDArray[np.float64]:
     Quaternions are normalised here; a zero or non-finite quaternion is an error because it
     names no orientation at all.
     """
-    q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
-    norm = np.linalg.norm(q, axis=1)
-    if not np.all(np.isfinite(norm) & (norm > 1e-9)):
-        raise ValueError("orientations must be finite, non-zero quaternions (x, y, z, w)")
-    x, y, z, w = (q / norm[:, None]).T
+    q = np.ascontiguousarray(quaternions, dtype=np.float64).reshape(-1, 4)
     r = np.empty((len(q), 3, 3))
-    r[:, 0, 0] = 1 - 2 * (y * y + z * z)
-    r[:, 0, 1] = 2 * (x * y - z * w)
-    r[:, 0, 2] = 2 * (x * z + y * w)
-    r[:, 1, 0] = 2 * (x * y + z * w)
-    r[:, 1, 1] = 1 - 2 * (x * x + z * z)
-    r[:, 1, 2] = 2 * (y * z - x * w)
-    r[:, 2, 0] = 2 * (x * z - y * w)
-    r[:, 2, 1] = 2 * (y * z + x * w)
-    r[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    if not _rotations(q, r):
+        raise ValueError("orientations must be finite, non-zero quaternions (x, y, z, w)")
     return r
+
+
+@kernel
+def _rotations(q: NDArray[np.float64], r: NDArray[np.float64]) -> bool:
+    """Fill r with the rotations of q; False if any quaternion is not finite or (near) zero.
+
+    Compiled because the mixer converts every listener's orientation every frame."""
+    for i in range(q.shape[0]):
+        norm = math.sqrt(q[i, 0] ** 2 + q[i, 1] ** 2 + q[i, 2] ** 2 + q[i, 3] ** 2)
+        if not (norm > 1e-9 and math.isfinite(norm)):
+            return False
+        x, y, z, w = q[i, 0] / norm, q[i, 1] / norm, q[i, 2] / norm, q[i, 3] / norm
+        r[i, 0, 0] = 1 - 2 * (y * y + z * z)
+        r[i, 0, 1] = 2 * (x * y - z * w)
+        r[i, 0, 2] = 2 * (x * z + y * w)
+        r[i, 1, 0] = 2 * (x * y + z * w)
+        r[i, 1, 1] = 1 - 2 * (x * x + z * z)
+        r[i, 1, 2] = 2 * (y * z - x * w)
+        r[i, 2, 0] = 2 * (x * z - y * w)
+        r[i, 2, 1] = 2 * (y * z + x * w)
+        r[i, 2, 2] = 1 - 2 * (x * x + y * y)
+    return True
 
 
 def to_listener_local(offsets: ArrayLike, rotations: ArrayLike) -> NDArray[np.float64]:

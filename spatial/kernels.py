@@ -175,9 +175,10 @@ def listener_hashes(
         h = _GOLDEN
         for e in range(indptr[lis], indptr[lis + 1]):
             if audible[e]:
-                h = _mix64(h ^ np.uint64(src[e]) + _GOLDEN)
-                h = _mix64(h ^ (np.uint64(bits_old[e, 0]) | (np.uint64(bits_old[e, 1]) << np.uint64(32))))
-                h = _mix64(h ^ (np.uint64(bits_new[e, 0]) | (np.uint64(bits_new[e, 1]) << np.uint64(32))))
+                old = np.uint64(bits_old[e, 0]) | (np.uint64(bits_old[e, 1]) << np.uint64(32))
+                new = np.uint64(bits_new[e, 0]) | (np.uint64(bits_new[e, 1]) << np.uint64(32))
+                # One finaliser per entry; the chain through h keeps the order significant.
+                h = _mix64(h * _M2 + (np.uint64(src[e]) ^ old * _GOLDEN ^ new * _M1))
         out[lis] = h
     return out
 
