@@ -48,7 +48,7 @@ class LocalServer:
     """`hubbub serve CONFIG --port 0` as a context manager; `url`, `http_url`, `token(name)`."""
 
     def __init__(
-        self, config: str | Path, *, overrides: dict[str, Any] | None = None, startup_timeout: float = 30.0,
+        self, config: str | Path, *, overrides: dict[str, Any] | None = None, startup_timeout: float = 90.0,
         log_level: str = "WARNING", command: Sequence[str] | None = None,
     ) -> None:
         self.source = Path(config)

@@ -90,7 +90,9 @@ async def test_reconnects_with_backoff_and_resume_token() -> None:
         try:
             first_id = client.participant_id
             await server.drop_all()
-            await wait_for(lambda: len(server.joins) == 2 and client.connected, timeout=15)
+            # The counter is bumped once _join() returns, a moment after `connected` turns true.
+            await wait_for(lambda: len(server.joins) == 2 and client.connected
+                           and client.counters["reconnects"] == 1, timeout=15)
             assert server.joins[1]["resume"] == "resume-token"
             assert server.joins[0].get("resume") is None
             assert isinstance(events[1], hb.Disconnected) and events[1].will_reconnect
