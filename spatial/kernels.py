@@ -131,6 +131,27 @@ def entry_gains(
     return k
 
 
+@kernel
+def locality_order(positions: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Rows sorted along a Z-order (Morton) curve over the ground plane (X, Z): rows that are
+    near each other in the world come out near each other in the order."""
+    n = positions.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int64)
+    lo_x, hi_x = positions[:, 0].min(), positions[:, 0].max()
+    lo_z, hi_z = positions[:, 2].min(), positions[:, 2].max()
+    scale = 1023.0 / max(hi_x - lo_x, hi_z - lo_z, 1e-9)  # a 1024 × 1024 grid over the crowd
+    code = np.empty(n, np.int64)
+    for i in range(n):
+        cx = int((positions[i, 0] - lo_x) * scale)
+        cz = int((positions[i, 2] - lo_z) * scale)
+        c = 0
+        for bit in range(10):
+            c |= ((cx >> bit) & 1) << (2 * bit) | ((cz >> bit) & 1) << (2 * bit + 1)
+        code[i] = c
+    return np.argsort(code)
+
+
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -257,6 +278,7 @@ def group_listeners(
 def mix_buffers(
     out: NDArray[np.float32],
     reps: NDArray[np.int64],
+    order: NDArray[np.int64],
     indptr: NDArray[np.int64],
     src: NDArray[np.int64],
     g_old: NDArray[np.float32],
@@ -268,11 +290,15 @@ def mix_buffers(
 ) -> int:
     """out[b] (2, N) = listener reps[b]'s audible entries, ramped old → new gain, soft-limited.
 
-    Returns how many buffers needed the limiter. Written for LLVM's vectorizer and the cache:
-    a buffer is summed in two small accumulators (they stay in L1 and cannot alias the
-    sources), four sources per pass (one accumulator store per four multiply-adds: the store
-    port, not arithmetic, is what limits a one-source-per-pass loop), and the ramp is read from
-    an array (an int → float conversion would not vectorize).
+    Buffers are computed in `order` (`locality_order`: neighbours hear mostly the same sources,
+    so those rows are still in cache). Returns how many buffers needed the limiter.
+
+    Written for LLVM's vectorizer and the cache: a buffer is summed in two small accumulators
+    (they stay in L1 and cannot alias the sources), four sources per pass (one accumulator store
+    per four multiply-adds: the store port, not arithmetic, limits a one-source-per-pass loop),
+    the ramp is read from an array (an int → float conversion would not vectorize), and the
+    store to `out` is a hand-written loop that also sums the limiter's excess (numba's slice
+    assignment is a slow generic copy).
     """
     n = x.shape[1]
     acc_l = np.empty(n, np.float32)
@@ -285,7 +311,7 @@ def mix_buffers(
         most = max(most, indptr[reps[b] + 1] - indptr[reps[b]])
     todo = np.empty(most, np.int64)
     limited = 0
-    for b in range(reps.shape[0]):
+    for b in order:
         lis = reps[b]
         # Audible entries, steady gains first: a group of four takes the cheaper loop unless
         # one of its entries ramps.

@@ -48,6 +48,7 @@ from .kernels import (
     gain_grid,
     group_listeners,
     listener_hashes,
+    locality_order,
     mix_buffers,
     quantize_many,
 )
@@ -289,7 +290,17 @@ class Mixer:
             self._pool = np.empty((max(m_total, 2 * self._pool.shape[0]), 2, n), np.float32)
         out = self._pool[:m_total]
         limited = mix_buffers(
-            out, reps, p_ptr, p_src, g_old, g_new, audible, x, self._ramp, self.limiter_threshold
+            out,
+            reps,
+            locality_order(lpos[reps]),
+            p_ptr,
+            p_src,
+            g_old,
+            g_new,
+            audible,
+            x,
+            self._ramp,
+            self.limiter_threshold,
         )
 
         if len(h_lis):
