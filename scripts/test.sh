@@ -9,6 +9,7 @@ bash scripts/install_deps.sh --test
 if [[ -f scripts/install_godot.sh ]]; then bash scripts/install_godot.sh; fi
 echo "== ruff";  python3 -m ruff check .
 echo "== mypy";  python3 -m mypy
+echo "== compiling kernels"; python3 -m world.warmup
 echo "== pytest"
 mkdir -p test-output
 python3 -m pytest -q -p no:cacheprovider --benchmark-disable "$@"

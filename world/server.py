@@ -22,6 +22,7 @@ from world.metrics import Metrics
 from world.protocol import CloseCode, ErrorCode
 from world.room import World
 from world.session import Session
+from world.warmup import warm_kernels
 
 log = logging.getLogger("hubbub.server")
 
@@ -85,6 +86,9 @@ class Hubbub:
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Start worlds and listen. Returns the bound port (useful with port 0)."""
+        # Compile the interest/mixer kernels now rather than inside the first tick (cached on disk).
+        seconds = await asyncio.to_thread(warm_kernels)
+        log.info("kernels ready in %.1f s", seconds)
         for wcfg in self.config.worlds:
             world = World(wcfg, self.config.server, self.media_factory(wcfg), self.metrics)
             self.worlds[wcfg.name] = world
