@@ -6,7 +6,7 @@ from .geometry import quaternion_about_y, rotation_matrices, to_listener_local, 
 from .hrtf import SphericalHead
 from .levels import ActiveSpeakerConfig, ActiveSpeakerDetector, LevelMeter, frame_dbov, to_rfc6464
 from .limiter import soft_limit
-from .mixer import FRAME_SIZE, SAMPLE_RATE, Mixer, MixInputError, MixResult
+from .mixer import FRAME_SIZE, SAMPLE_RATE, Mixer, MixInputError, MixResult, warm_up
 from .pan import PAN_LAWS, centre_gains, pan_gains
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "to_listener_local",
     "to_rfc6464",
     "unit_directions",
+    "warm_up",
 ]

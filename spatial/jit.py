@@ -34,12 +34,14 @@ def sample_kernel(fn: F) -> F:
 
 def _drop_stale_cache() -> None:
     """numba keys a cached kernel on its own file only, so a kernel in kernels.py that calls
-    `pan_pair` would keep stale machine code after pan.py changes. Any change to a spatial
-    source therefore drops all of spatial's cached kernels (they recompile on next use)."""
+    `pan_pair` would keep stale machine code after pan.py changes. Any change to a module that
+    holds kernels therefore drops all of spatial's cached kernels (they recompile on next use)."""
     here = Path(__file__).parent
     digest = hashlib.sha1()
     for path in sorted(here.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
+        text = path.read_bytes()
+        if path.name == "jit.py" or b"from .jit import" in text:  # the modules that hold kernels
+            digest.update(path.name.encode() + text)
     cache = here / "__pycache__"
     stamp = cache / "numba-sources.sha1"
     try:

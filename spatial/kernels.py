@@ -50,7 +50,7 @@ def quantize(g: float, grid: NDArray[np.float64], table: NDArray[np.float32]) ->
     if not g >= grid[0]:
         return 0.0
     if grid[1] == 0.0:
-        return np.float32(g)
+        return float(np.float32(g))
     i = math.floor(math.log2(g) * grid[1] + 0.5) - int(grid[2])
     return table[min(max(i, 0), table.shape[0] - 1)]
 

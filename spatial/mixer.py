@@ -121,18 +121,24 @@ class _EntryArrays:
     costs page faults comparable to computing it."""
 
     def __init__(self) -> None:
-        self.reserve(0, 0)
+        self.ptr = np.empty(1, np.int64)
+        self.src = np.empty(0, np.int64)
+        self.keys = np.empty(0, np.uint64)
+        self.direction = np.empty((0, 3))
+        self.gain = np.empty(0)
+        self.g = np.empty((0, 2), np.float32)
 
     def reserve(self, entries: int, listeners: int) -> None:
-        if hasattr(self, "src") and len(self.src) >= entries and len(self.ptr) > listeners:
-            return
-        e = max(entries, 2 * len(getattr(self, "src", ())))
-        self.ptr = np.empty(max(listeners + 1, 2 * len(getattr(self, "ptr", ()))), np.int64)
-        self.src = np.empty(e, np.int64)
-        self.keys = np.empty(e, np.uint64)
-        self.direction = np.empty((e, 3))
-        self.gain = np.empty(e)
-        self.g = np.empty((e, 2), np.float32)
+        """Make room for `entries` entries of `listeners` listeners (growing 2× at a time)."""
+        if len(self.ptr) <= listeners:
+            self.ptr = np.empty(max(listeners + 1, 2 * len(self.ptr)), np.int64)
+        if len(self.src) < entries:
+            e = max(entries, 2 * len(self.src))
+            self.src = np.empty(e, np.int64)
+            self.keys = np.empty(e, np.uint64)
+            self.direction = np.empty((e, 3))
+            self.gain = np.empty(e)
+            self.g = np.empty((e, 2), np.float32)
 
 
 def _sorted_state(keys: NDArray[np.uint64], values: NDArray[np.float32]) -> _PairState:
@@ -147,6 +153,26 @@ def _sorted_state(keys: NDArray[np.uint64], values: NDArray[np.float32]) -> _Pai
 # Representatives a listener is compared with under one hash before it gets its own buffer: only
 # adversarial collisions come near it, and then the cost stays linear (privacy is never at stake).
 _MAX_TRIES = 8
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's on-disk cache) every kernel a mix runs, once per process.
+
+    `Mixer()` calls it, so a server pays the compile at start-up (≈ 10 s the very first time on
+    the 2-core CI machine, ≈ 0.3 s loading the cache afterwards), not in its first 20 ms frame.
+    """
+    global _warm
+    if _warm:
+        return
+    _warm = True
+    mixer = Mixer()  # its own warm_up() call returns at once: _warm is already set
+    frames = np.full((2, FRAME_SIZE), 0.5, np.float32)
+    args = (frames, [[0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], np.zeros((2, 3)), [[0, 0, 0, 1.0]] * 2, [0, 2, 4])
+    for _ in range(2):  # the second frame takes the steady-state path
+        mixer.mix(*args, [0, 1, 0, 1], hrtf=[False, True])
 
 
 class Mixer:
@@ -190,6 +216,7 @@ class Mixer:
         self._ramp = np.arange(1, frame_size + 1, dtype=np.float32) / np.float32(frame_size)
         self._pool = np.zeros((0, 2, frame_size), np.float32)
         self._frame_arrays = [_EntryArrays(), _EntryArrays()]
+        warm_up()
         self._lp_b, self._lp_a = self.head.lowpass()
         self._max_delay = self.head.max_delay_samples
         if self._max_delay + 1 > frame_size:

@@ -116,6 +116,39 @@ def test_gain_jump_ramps_without_clicks() -> None:
     assert clicks(hard) > 0
 
 
+def test_ramps_match_a_brute_force_ramp() -> None:
+    """Move some sources between two frames: each entry ramps linearly from its old to its new
+    gain across the frame, the unmoved ones stay put (rows of 7: steady and ramping groups)."""
+    frames, spos, lpos, quats, indptr, indices = scene(12, per=7)
+    moved = spos.copy()
+    moved[::3] += [1.5, 0.0, -2.0]
+    dm = DistanceModel()
+    mixer = Mixer(dm, gain_step_db=0.0)
+    steady(mixer, frames, spos, lpos, quats, indptr, indices)
+    res = mixer.mix(frames, moved, lpos, quats, indptr, indices)
+    # brute_force is linear in the gains: old·x + r ⊙ (new − old)·x, r = 1/N … 1.
+    old = brute_force(dm, "equal_power", frames, spos, lpos, quats, indptr, indices)
+    new = brute_force(dm, "equal_power", frames, moved, lpos, quats, indptr, indices)
+    r = np.arange(1, N + 1) / N
+    np.testing.assert_allclose(res.buffers[res.listener_buffer], old + r * (new - old), atol=1e-5)
+    assert np.abs(new - old).max() > 0.01  # something really ramped
+
+
+def test_nan_in_a_delivered_frame_is_scrubbed_not_spread() -> None:
+    frames, spos, lpos, quats, indptr, indices = scene(13)
+    bad = int(indices[0])
+    poisoned = frames.copy()
+    poisoned[bad, 100:110] = np.nan
+    poisoned[bad, 200] = np.inf
+    res = steady(Mixer(gain_step_db=0.0), poisoned, spos, lpos, quats, indptr, indices)
+    hears = np.array([bad in indices[indptr[i] : indptr[i + 1]] for i in range(len(lpos))])
+    got = res.buffers[res.listener_buffer]
+    assert np.all(np.isfinite(got)) and np.abs(got).max() <= 1.0
+    assert res.limited >= 1
+    ref = brute_force(DistanceModel(), "equal_power", frames, spos, lpos, quats, indptr, indices)
+    np.testing.assert_allclose(got[~hears], ref[~hears], atol=1e-5)
+
+
 def test_new_source_fades_in_and_first_frame_starts_silent() -> None:
     mixer = Mixer()
     frames = np.ones((1, N), np.float32) * 0.5
