@@ -3,7 +3,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# Per-track RTCP/RTP figures exported from the media backend's stats (LiveKit-style track telemetry).
+TRACK_FIELDS = {
+    "packets": "RTP packets on the track",
+    "bytes": "RTP payload bytes on the track",
+    "bitrate_bps": "Current bitrate of the track, bits per second",
+    "packets_lost": "Packets reported lost (RTCP receiver reports)",
+    "fraction_lost": "Fraction lost in the last RTCP report interval",
+    "jitter_ms": "Interarrival jitter, milliseconds",
+    "rtt_ms": "Round-trip time from RTCP, milliseconds",
+}
+TRACK_LABELS = ["world", "participant", "kind", "direction", "mid"]
+
+MediaStatsSource = Callable[[], Iterable[tuple[str, dict[str, Any]]]]
+
+
+class _TrackCollector(Collector):
+    """Reads the media backends' stats at scrape time: no per-packet bookkeeping in Prometheus."""
+
+    def __init__(self, source: MediaStatsSource) -> None:
+        self.source = source
+
+    def describe(self) -> list[Any]:
+        return []  # collected lazily; nothing to pre-register
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = {
+            name: GaugeMetricFamily(f"hubbub_track_{name}", doc, labels=TRACK_LABELS)
+            for name, doc in TRACK_FIELDS.items()
+        }
+        for world, stats in self.source():
+            for pid, participant in (stats.get("per_participant") or {}).items():
+                for track in participant.get("tracks", []):
+                    labels = [world, str(pid), str(track.get("kind")), str(track.get("direction")),
+                              str(track.get("mid"))]
+                    for name, family in families.items():
+                        value = track.get(name)
+                        if isinstance(value, int | float):
+                            family.add_metric(labels, float(value))
+        yield from families.values()
 
 
 class Metrics:
@@ -33,6 +78,10 @@ class Metrics:
             registry=r,
         )
         self.reloads = Counter("hubbub_config_reloads", "Config reloads, by result", ["result"], registry=r)
+
+    def watch_media(self, source: MediaStatsSource) -> None:
+        """Export per-track stats from `source()` -> [(world, media.stats()), ...] on every scrape."""
+        self.registry.register(_TrackCollector(source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

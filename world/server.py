@@ -46,6 +46,7 @@ class Hubbub:
         self.config_path = Path(config_path) if config_path is not None else None
         self.reload_poll_s = reload_poll_s
         self.metrics = Metrics()
+        self.metrics.watch_media(lambda: [(name, w.media.stats()) for name, w in self.worlds.items()])
         self.media_factory: MediaFactory = media_factory or (lambda _cfg: NullMedia())
         self._dev_key = ("dev", secrets.token_urlsafe(32))
         self.keys = self._effective_keys(config)

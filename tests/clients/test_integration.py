@@ -11,6 +11,7 @@ import math
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -93,6 +94,13 @@ async def test_near_speaker_heard_quieter_away_silent_beyond_hearing(server: Loc
         await asyncio.sleep(1.5)
         near = rendered.db()
         assert near > -35, near
+        # Per-track telemetry reaches /metrics: the listener's forwarded slot is carrying packets.
+        with urllib.request.urlopen(server.http_url + "/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        sent = [line for line in metrics.splitlines() if line.startswith("hubbub_track_packets{")
+                and f'participant="{listener.participant_id}"' in line and 'direction="out"' in line
+                and 'kind="audio"' in line]
+        assert sent and max(float(line.rsplit(" ", 1)[1]) for line in sent) > 0, sent
 
         # 6 m: still forwarded; OpenAL applies inverse_clamped (ref 1.5): 0.75 -> 0.25, about -9.5 dB.
         assert await listener.walk_to((26.0, 0.0, 0.0), 4.0)
