@@ -22,5 +22,11 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".${extra}" 2>&1 | grep -v "Running pip as the 'root' user" || true
-python3 -c "import world, spatial, sfu, interest" # fail loudly if the install did not take
+export PIP_ROOT_USER_ACTION=ignore
+python3 -m pip install -q --disable-pip-version-check -e ".${extra}"
+# Fail loudly if the install did not take (and check it points at this checkout).
+python3 - <<'PY'
+import pathlib, world, spatial, sfu, interest, hubbub_client
+here = pathlib.Path.cwd().resolve()
+assert pathlib.Path(world.__file__).resolve().is_relative_to(here), world.__file__
+PY
