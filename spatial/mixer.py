@@ -6,23 +6,25 @@ stereo buffer per *distinct* mix and, per listener, which buffer is theirs: list
 mixes are equal (same sources at the same quantized gains, e.g. the 4,000 people far from a
 stage who hear only its PA) share one buffer, so the SFU encodes it once and sends it to all.
 
-How a frame is computed (all vectorized; there is no Python loop over listeners or sources):
+How a frame is computed (compiled passes in `spatial.kernels`; no Python loop over listeners,
+sources or samples):
 
-1. Per (listener, source) entry: listener-local direction and distance → distance gain × pan
-   law = (left, right) gain, quantized to `gain_step_db` (0.5 dB by default; this is also what
-   makes equal mixes detectable). `flat` entries are unattenuated and centred.
+1. Per (listener, source) entry, in one loop: listener-local direction and distance → distance
+   gain × pan law = (left, right) gain, quantized to `gain_step_db` (0.5 dB by default; this is
+   also what makes equal mixes detectable). `flat` entries are unattenuated and centred.
 2. Each entry's previous gains come from state keyed by (listener id, source id), so the state
    survives listeners and sources joining, leaving or being reordered. An entry new to a mix
    starts from 0: it fades in over the frame. The gain ramps linearly from old to new across the
-   frame: out = A_old·x + r ⊙ (A_new − A_old)·x with r = 1/N … 1, which is click-free.
+   frame, g = g_old + r·(g_new − g_old) with r = 1/N … 1, which is click-free.
 3. Equal mixes are found by hashing each listener's (source, old gains, new gains) entries and
    then *verifying* candidates entry by entry — a hash collision can never leak one listener's
-   audio to another.
-4. One sparse multiply-accumulate per distinct mix (`sparse_sum.accumulate`).
-5. HRTF listeners (`hrtf` mask, or pan="hrtf") get a binaural mix (`spatial.hrtf`); they never
-   share buffers (documented simplification: their output also depends on per-source filter
-   history, which is the same for everyone, but we keep the rule simple).
-6. A memoryless soft limiter keeps every buffer inside [−1, 1].
+   audio to another. Only the distinct mixes are computed.
+4. One pass per distinct mix sums its sources into two cache-resident accumulators, stores the
+   buffer and soft-limits it (memoryless, keeps it inside [−1, 1]) only if it crossed the knee.
+5. HRTF listeners (`hrtf` mask, or pan="hrtf") get a binaural mix (`spatial.hrtf`, sparse sums
+   via `sparse_sum.accumulate`); they never share buffers (documented simplification: their
+   output also depends on per-source filter history, which is the same for everyone, but we
+   keep the rule simple).
 
 Mix-minus: a listener never hears their own source (`own_source`). Privacy: a listener's buffer
 only ever contains the sources of their own CSR row; an entry that leaves a row stops at once
@@ -278,7 +280,6 @@ class Mixer:
         n_lis = len(lpos)
         # Per entry (mix-minus applied): geometry, distance gain, pan law, quantized gains.
         # Entry arrays alternate between two sets: last frame's gains stay intact as ramp state.
-        self._frame_arrays.reverse()
         ea = self._frame_arrays[0]
         ea.reserve(len(src), n_lis)
         count = entry_gains(
@@ -299,6 +300,7 @@ class Mixer:
             p_ptr, p_src, p_keys = ptr, src, keys
         g_old = self._pan_state.lookup(p_keys, np.zeros_like(g_new))
         self._pan_state = _sorted_state(p_keys, g_new)
+        self._frame_arrays.reverse()  # the state may now live in `ea`: write the other set next
         audible = audible_entries(p_src, g_old, g_new, present_)
 
         hashes = listener_hashes(p_ptr, p_src, g_old.view(np.uint32), g_new.view(np.uint32), audible)
