@@ -41,6 +41,7 @@ class World:
         self, cfg: WorldConfig, server: ServerSection, media: MediaBackend, metrics: Metrics
     ) -> None:
         self.cfg = cfg
+        self._frame_tasks: set[asyncio.Future[None]] = set()  # async work started by data-channel frames
         self.server = server
         self.media = media
         self.metrics = metrics
@@ -327,7 +328,11 @@ class World:
     def on_client_frame(self, pid: int, channel: Channel, data: bytes) -> None:
         p = self.participants.get(pid)
         if p is not None and p.session is not None:
-            p.session.handle_frame(data, via=channel)
+            pending = p.session.handle_frame(data, via=channel)
+            if pending is not None:  # e.g. `leave` or media calls sent on the control channel
+                task = asyncio.ensure_future(pending)
+                self._frame_tasks.add(task)
+                task.add_done_callback(self._frame_tasks.discard)
 
     def send_to_websocket(self, pid: int, data: bytes, *, droppable: bool) -> bool:
         p = self.participants.get(pid)

@@ -184,16 +184,21 @@ class SfuMedia:
 
     def _tell_speakers(self, frame: TickFrame, only: set[int] | None) -> None:
         """Send `speakers` to listeners whose audible active-speaker list changed."""
-        targets = self._webrtc if only is None else only
+        targets = (self._webrtc | self._ws) if only is None else only
         for pid in list(targets):
             view = frame.view(pid)
             audible = set(view.audio_forward) | set(view.audio_mixed)
             heard = tuple(s for s in self._active if s in audible)
             if self._told.get(pid, ()) == heard:
                 continue
-            self._told[pid] = heard
             msg = {"t": "speakers", "ids": list(heard), "levels": [self._active_levels[s] for s in heard]}
-            self.sfu.send(pid, "control", _encode_binary(msg))
+            data = _encode_binary(msg)
+            if pid in self._webrtc:
+                sent = self.sfu.send(pid, "control", data)
+            else:
+                sent = self._events is not None and self._events.send_to_websocket(pid, data, droppable=False)
+            if sent:  # otherwise try again next tick
+                self._told[pid] = heard
 
     # -- data channels -------------------------------------------------------------------------
 

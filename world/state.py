@@ -90,7 +90,9 @@ class AvatarTable:
 
     def set_flag(self, pid: int, bit: int, on: bool) -> None:
         r = self.row_of[pid]
-        self.flags[r] = (self.flags[r] | bit) if on else (self.flags[r] & ~bit & 0xFF)
+        # Python ints: under numpy 2, uint8 & ~bit (a negative int) overflows instead of masking.
+        value = int(self.flags[r])
+        self.flags[r] = (value | bit) if on else (value & ~bit & 0xFF)
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Copies of the live rows (safe to keep after the table changes)."""

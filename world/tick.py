@@ -180,6 +180,8 @@ class TickLoop:
 
 def _groups(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Split sorted pair keys into (listener id, peer ids) groups."""
+    if len(keys) == 0:
+        return []
     lids = keys >> 32
     starts = np.flatnonzero(np.concatenate(([True], lids[1:] != lids[:-1])))
     bounds = [*starts.tolist(), len(keys)]
