@@ -22,8 +22,8 @@ def test_flags_set_and_clear_every_bit() -> None:
 
 
 def test_pair_key_groups_empty_and_full() -> None:
-    assert _groups(np.array([], dtype=np.uint64)) == []
-    keys = np.array([(1 << 32) | 5, (1 << 32) | 9, (3 << 32) | 2], dtype=np.uint64)
+    assert _groups(np.array([], dtype=np.int64)) == []
+    keys = np.array([(1 << 32) | 5, (1 << 32) | 9, (3 << 32) | 2], dtype=np.int64)
     groups = _groups(keys)
     assert [g[0] for g in groups] == [1, 3]
     assert groups[0][1].tolist() == [5, 9] and groups[1][1].tolist() == [2]
