@@ -60,6 +60,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -74,8 +75,11 @@ I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 BoolA = npt.NDArray[np.bool_]
 
-# Listeners per parallel chunk: small enough to balance dense and sparse places across threads.
-_CHUNK = 256
+# Listeners per parallel chunk (at least), and chunks per thread (at most): enough chunks to
+# balance dense and sparse places and a busy machine across threads, few enough that each chunk's
+# n-sized scratch is cheap to zero.
+_CHUNK = 64
+_CHUNKS_PER_THREAD = 8
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class _IdIndex:
             if not np.array_equal(table[ids], rows):
                 raise ValueError("ids must be unique")
             self.table = table
+            self.order = table[table >= 0]
         else:
             self.order = np.argsort(ids, kind="stable")
             self.sorted = ids[self.order]
@@ -205,30 +210,39 @@ class InterestEngine:
         audio_cap = p.max_mixed + p.max_forwarded
         audio_radius = max(p.forward_radius, p.hearing_radius) * widen
         build = (w.x, w.y, w.z)
-        uids = w.ids.astype(np.uint64)
-        grid_a = grid.build(*build, w.pub_a, uids, w.group, audio_cap, audio_radius, n)
-        grid_v = grid.build(*build, w.pub_v, uids, w.group, p.video_max, p.video_radius * widen, n)
-        grid_p = grid.build(
-            *build, w.visible, uids, w.group, p.position_max, p.position_radius * widen, n
-        )
+        order = w.index.order.astype(np.int32)
+        uids = np.empty(n, dtype=np.uint64)  # rank of each row in id order
+        uids[order] = np.arange(n, dtype=np.uint64)
+        pos_cap, pos_radius = p.position_max, p.position_radius * widen
+        # When every visible avatar publishes audio, one grid and one search per listener serve
+        # audio and positions (the usual case); else audio publishers get their own grid.
+        merged = bool(np.array_equal(w.pub_a, w.visible))
+        if merged:
+            pos_cap, pos_radius = max(pos_cap, audio_cap), max(pos_radius, audio_radius)
+        grid_p = grid.build(*build, w.visible, uids, w.group, w.pub_a, pos_cap, pos_radius, n)
+        grid_a = grid_p
+        if not merged:
+            grid_a = grid.build(*build, w.pub_a, uids, w.group, w.pub_a, audio_cap, audio_radius, n)
+        grid_v = grid.build(*build, w.pub_v, uids, w.group, w.pub_a, p.video_max, p.video_radius * widen, n)
         tiers = np.array([t.distance for t in p.position_tiers], dtype=np.float64)
         removed = tuple(np.zeros(prev.sets[c].nnz, dtype=np.uint8) for c in CATEGORIES)
         out_src = tuple(np.empty((n, int(k)), dtype=np.int32) for k in caps)
         out_attr = tuple(np.empty((n, int(k)), dtype=np.int8) for k in caps)
         out_status = tuple(np.empty((n, int(k)), dtype=np.int8) for k in caps)
         out_cnt = np.zeros((4, n), dtype=np.int32)
-        n_chunks = max(1, -(-n // _CHUNK))
+        n_chunks = max(1, min(-(-n // _CHUNK), _CHUNKS_PER_THREAD * numba.get_num_threads()))
         chunks = np.linspace(0, n, n_chunks + 1).astype(np.int64)
-        kernels.listener_pass(
-            w.x, w.y, w.z, uids, w.group, w.speaking.view(np.uint8),
-            grid_p, grid_a, grid_v, radii, caps, tiers, float(p.hysteresis),
-            w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd,
-            cur2prev, prev2cur,
-            tuple(prev.sets[c].indptr for c in CATEGORIES),
-            tuple(prev.src[c] for c in CATEGORIES),
-            tuple(prev.sets[c].attr.view(np.int8) for c in CATEGORIES),
-            removed, out_src, out_attr, out_status, out_cnt, chunks, len(w.rule_src),
-        )  # fmt: skip
+        with numba.parallel_chunksize(1):  # hand chunks out dynamically (see kernels)
+            kernels.listener_pass(
+                w.x, w.y, w.z, uids, order, w.group, w.speaking.view(np.uint8),
+                grid_p, grid_a, grid_v, merged, radii, caps, tiers, float(p.hysteresis),
+                w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd,
+                cur2prev, prev2cur,
+                tuple(prev.sets[c].indptr for c in CATEGORIES),
+                tuple(prev.src[c] for c in CATEGORIES),
+                tuple(prev.sets[c].attr.view(np.int8) for c in CATEGORIES),
+                removed, out_src, out_attr, out_status, out_cnt, chunks, len(w.rule_src),
+            )  # fmt: skip
         sets: dict[str, CsrSets] = {}
         srcs: dict[str, I32] = {}
         diffs: dict[str, CsrDiff] = {}

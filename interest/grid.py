@@ -47,8 +47,9 @@ class Grid(NamedTuple):
     sy: F32
     sz: F32
     srow: I32
-    sid: npt.NDArray[np.uint64]
+    srank: npt.NDArray[np.uint64]  # source rank in id order (the keys' tie-break)
     sgroup: I64
+    saudio: npt.NDArray[np.uint8]  # member publishes audio (audio buffers skip the others)
 
 
 @njit(cache=True, nogil=True)
@@ -87,14 +88,15 @@ def _fill(  # pragma: no cover - compiled
     y: F32,
     z: F32,
     rows: I32,
-    ids: npt.NDArray[np.uint64],
+    rank: npt.NDArray[np.uint64],
     group: I64,
+    audio: npt.NDArray[np.uint8],
     lox: float,
     loz: float,
     cell: float,
     nx: int,
     nz: int,
-) -> tuple[I64, F32, F32, F32, I32, npt.NDArray[np.uint64], I64]:
+) -> tuple[I64, F32, F32, F32, I32, npt.NDArray[np.uint64], I64, npt.NDArray[np.uint8]]:
     m = len(rows)
     start = np.zeros(nx * nz + 1, np.int64)
     cells = np.empty(m, np.int64)
@@ -112,8 +114,9 @@ def _fill(  # pragma: no cover - compiled
     sy = np.empty(m, np.float32)
     sz = np.empty(m, np.float32)
     srow = np.empty(m, np.int32)
-    sid = np.empty(m, np.uint64)
+    srank = np.empty(m, np.uint64)
     sgroup = np.empty(m, np.int64)
+    saudio = np.empty(m, np.uint8)
     for i in range(m):
         r = rows[i]
         j = fill[cells[i]]
@@ -122,9 +125,10 @@ def _fill(  # pragma: no cover - compiled
         sy[j] = y[r]
         sz[j] = z[r]
         srow[j] = r
-        sid[j] = ids[r]
+        srank[j] = rank[r]
         sgroup[j] = group[r]
-    return start, sx, sy, sz, srow, sid, sgroup
+        saudio[j] = audio[r]
+    return start, sx, sy, sz, srow, srank, sgroup, saudio
 
 
 def build(
@@ -132,8 +136,9 @@ def build(
     y: F32,
     z: F32,
     members: npt.NDArray[np.bool_],
-    ids: npt.NDArray[np.uint64],
+    rank: npt.NDArray[np.uint64],
     group: I64,
+    audio: npt.NDArray[np.bool_],
     cap: int,
     radius: float,
     n_listeners: int,
@@ -154,7 +159,7 @@ def build(
     elif m == 0 or m * n_listeners <= DENSE_PAIRS or radius <= 0:
         cell = 2.0 * max(span_x, span_z) + 1.0  # one cell
     else:
-        density = _median_occupancy(x, z, rows, max(radius / 4.0, 1e-3))
+        density = _median_occupancy(x, z, rows, max(radius / 2.0, 1e-3))
         reach = math.sqrt(max(cap, 1) / (math.pi * max(density, 1e-12)))
         cell = min(max(CELL_FRACTION * reach, radius / 64.0), max(radius, 1e-3))
     cell = max(cell, 1e-3)
@@ -162,5 +167,5 @@ def build(
         cell *= 2.0
     nx = int(span_x // cell) + 1
     nz = int(span_z // cell) + 1
-    start, sx, sy, sz, srow, sid, sgroup = _fill(x, y, z, rows, ids, group, lox, loz, cell, nx, nz)
-    return Grid(lox, loz, cell, nx, nz, start, sx, sy, sz, srow, sid, sgroup)
+    fill = _fill(x, y, z, rows, rank, group, audio.view(np.uint8), lox, loz, cell, nx, nz)
+    return Grid(lox, loz, cell, nx, nz, *fill)

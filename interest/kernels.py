@@ -46,137 +46,261 @@ _HI = np.uint64(32)
 KEPT, ADDED, CHANGED = 0, 1, 2
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _key(bits: np.uint32, sid: np.uint64) -> np.uint64:  # pragma: no cover - compiled
-    return (np.uint64(bits) << _HI) | sid
+_RANK = np.uint64(0x7FFF_FFFF)
+_NOT_SPEAKING = np.uint64(1) << _TOP
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _insert(keys, rows, d2s, cnt, cap, key, row, d2):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Insert into an ascending buffer of at most `cap` keys; returns the new count."""
-    if cnt == cap:
-        if key >= keys[cap - 1]:
-            return cnt
-        j = cap - 1
-    else:
-        j = cnt
-        cnt += 1
-    while j > 0 and keys[j - 1] > key:
-        keys[j] = keys[j - 1]
-        rows[j] = rows[j - 1]
-        d2s[j] = d2s[j - 1]
-        j -= 1
-    keys[j] = key
-    rows[j] = row
-    d2s[j] = d2
-    return cnt
+def _key(bits: np.uint32, rank: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    return (np.uint64(bits) << _HI) | rank
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _open(cnt, cap, keys, d2s, wide2, dmin2):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Could a source at squared distance >= dmin2 still enter this buffer?"""
+def _key_d2(key, ub, fb):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    ub[0] = np.uint32((key >> _HI) & _RANK)
+    return fb[0]
+
+
+@njit(cache=True, nogil=True)
+def _select(buf, cnt, k):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Rearrange buf[:cnt] so that buf[:k] are its k smallest keys and buf[k-1] is their maximum."""
+    lo = 0
+    hi = cnt - 1
+    kk = k - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        # median of three as pivot
+        if buf[mid] < buf[lo]:
+            buf[mid], buf[lo] = buf[lo], buf[mid]
+        if buf[hi] < buf[lo]:
+            buf[hi], buf[lo] = buf[lo], buf[hi]
+        if buf[hi] < buf[mid]:
+            buf[hi], buf[mid] = buf[mid], buf[hi]
+        pivot = buf[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while buf[j] > pivot:
+                j -= 1
+            if i <= j:
+                buf[i], buf[j] = buf[j], buf[i]
+                i += 1
+                j -= 1
+        if kk <= j:
+            hi = j
+        elif kk >= i:
+            lo = i
+        else:
+            break
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _sort_keys(b, n, tmp, counts):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Sort b[:n] ascending: a bucket pass by squared distance (read as float32 from the key's high
+    word) and an insertion sort that fixes what is left. ~4x faster than numba's quicksort here;
+    the insertion pass alone makes it correct whatever the buckets."""
+    if n > 24:
+        f = b.view(np.float32)  # little-endian: f[2i + 1] is key i's squared distance
+        lo = f[1]
+        hi = lo
+        for i in range(1, n):
+            h = f[2 * i + 1]
+            lo = min(lo, h)
+            hi = max(hi, h)
+        scale = (n - 1) / (np.float64(hi) - np.float64(lo) + 1e-30)
+        for i in range(n + 1):
+            counts[i] = 0
+        for i in range(n):
+            counts[int((np.float64(f[2 * i + 1]) - lo) * scale) + 1] += 1
+        for i in range(n):
+            counts[i + 1] += counts[i]
+        for i in range(n):
+            bk = int((np.float64(f[2 * i + 1]) - lo) * scale)
+            tmp[counts[bk]] = b[i]
+            counts[bk] += 1
+        for i in range(n):
+            b[i] = tmp[i]
+    for i in range(1, n):
+        v = b[i]
+        j = i
+        while j > 0 and b[j - 1] > v:
+            b[j] = b[j - 1]
+            j -= 1
+        b[j] = v
+
+
+_NONE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+
+
+@njit(cache=True, nogil=True)
+def _reduce(buf, cnt, cap, ub, fb):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Keep the `cap` smallest of buf[:cnt] (cnt >= cap); returns (cap, their maximum)."""
+    if cnt > cap:
+        _select(buf, cnt, cap)
+    worst = buf[0]
+    for j in range(1, cap):
+        if buf[j] > worst:
+            worst = buf[j]
+    return cap, worst, np.float64(_key_d2(worst, ub, fb))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _open(cap, worst, worst_d2, wide2, dmin2):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Could a source at squared distance >= dmin2 still enter a buffer whose cap-th key is `worst`
+    (`_NONE` while it is not full) at squared distance `worst_d2`?"""
     if cap == 0 or dmin2 >= wide2:
         return False
-    if cnt < cap:
+    if worst == _NONE:
         return True
-    if keys[cap - 1] >> _TOP:  # worst is a silent source: a farther speaker still beats it
+    if worst >> _TOP:  # worst is a silent source: a farther speaker still beats it
         return True
-    return not (np.float64(d2s[cap - 1]) < dmin2)
+    return not (worst_d2 < dmin2)
+
+
+@njit(cache=True, nogil=True)
+def _offer(h, n, cap, size, worst, wd, key, ub, fb):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Append `key` if it beats the buffer's bar; cut the buffer back to `cap` when it is full."""
+    if key < worst:
+        if n == size:
+            n, worst, wd = _reduce(h, n, cap, ub, fb)
+            if key < worst:
+                h[n] = key
+                n += 1
+        else:
+            h[n] = key
+            n += 1
+    return n, worst, wd
 
 
 @njit(cache=True, nogil=True)
 def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    g,
-    a,
-    qx,
-    qy,
-    qz,
-    ga,
-    mask,
-    speaking,
-    audio,
-    # buffer A: plain category, or forwarded (spatial) for audio
-    ka,
-    ra,
-    da,
-    capa,
-    r2a,
-    w2a,
-    bita,
-    # buffer B (audio only): hearing
-    kb,
-    rb,
-    db,
-    capb,
-    r2b,
-    w2b,
-    fb,
-    ub,
-):
-    lox, loz, cell, nx, nz, start, sx, sy, sz, srow, sid, sgroup = g
+    g, a, qx, qy, qz, ga, mask, speaking,
+    ha, capa, r2a, w2a,  # A: forwarded (spatial): audio publishers, speakers first
+    hb, capb, r2b, w2b,  # B: hearing: audio publishers
+    hc, capc, r2c, w2c, bitc,  # C: a plain category (video or positions): every grid member
+    fb, ub, tmp, counts,
+):  # fmt: skip
+    """One ring search feeding up to three buffers. Candidates are appended unsorted while below a
+    buffer's current cap-th key (its bar); a buffer that fills up is cut back to its cap smallest
+    (quickselect) and the cut's largest key becomes the bar. Audio buffers skip flat pairs and
+    grid members that do not publish audio (`saudio`)."""
+    lox, loz, cell, nx, nz, start, sx, sy, sz, srow, srank, sgroup, saudio = g
     na = 0
     nb = 0
+    nc = 0
+    worst_a = _NONE
+    worst_b = _NONE
+    worst_c = _NONE
+    wd_a = np.inf  # squared distance of the bar (inf while not full)
+    wd_b = np.inf
+    wd_c = np.inf
+    size_a = len(ha)
+    size_b = len(hb)
+    size_c = len(hc)
     wide_a = np.float64(w2a)
-    wide_b = np.float64(w2b) if audio else -1.0
+    wide_b = np.float64(w2b)
+    wide_c = np.float64(w2c)
     fx = (np.float64(qx) - lox) / cell
     fz = (np.float64(qz) - loz) / cell
     cx = int(np.floor(fx))
     cz = int(np.floor(fz))
     ox = (fx - cx) * cell
     oz = (fz - cz) * cell
-    off = min(min(ox, cell - ox), min(oz, cell - oz))
-    if off < 0.0:
-        off = 0.0
+    off = max(min(min(ox, cell - ox), min(oz, cell - oz)), 0.0)
     # Rings nearer than the grid's rectangle are empty: start at the first one that touches it.
     k = max(max(0, -cx), max(cx - (nx - 1), max(-cz, cz - (nz - 1))))
     while True:
+        if capa > 0 and na >= capa:
+            na, worst_a, wd_a = _reduce(ha, na, capa, ub, fb)
+        if capb > 0 and nb >= capb:
+            nb, worst_b, wd_b = _reduce(hb, nb, capb, ub, fb)
+        if capc > 0 and nc >= capc:
+            nc, worst_c, wd_c = _reduce(hc, nc, capc, ub, fb)
         dmin = 0.0 if k == 0 else (k - 1) * cell + off
         dmin2 = dmin * dmin * _SHRINK
-        if not (_open(na, capa, ka, da, wide_a, dmin2) or (audio and _open(nb, capb, kb, db, wide_b, dmin2))):
+        if not (
+            _open(capa, worst_a, wd_a, wide_a, dmin2)
+            or _open(capb, worst_b, wd_b, wide_b, dmin2)
+            or _open(capc, worst_c, wd_c, wide_c, dmin2)
+        ):
             break
         z0 = max(cz - k, 0)
         z1 = min(cz + k, nz - 1)
         for iz in range(z0, z1 + 1):
             edge = iz == cz - k or iz == cz + k
-            step = 1 if edge else 2 * k
-            if k == 0:
-                step = 1
+            step = 1 if (edge or k == 0) else 2 * k
             ix = cx - k
             while ix <= cx + k:
-                if ix >= 0 and ix < nx:
+                c = iz * nx + ix
+                if ix >= 0 and ix < nx and start[c] < start[c + 1]:
                     # Skip cells that cannot hold anything any buffer still wants.
                     bx = lox + ix * cell
                     bz = loz + iz * cell
                     dx = max(max(bx - np.float64(qx), np.float64(qx) - (bx + cell)), 0.0)
                     dz = max(max(bz - np.float64(qz), np.float64(qz) - (bz + cell)), 0.0)
                     c2 = (dx * dx + dz * dz) * _SHRINK
-                    if _open(na, capa, ka, da, wide_a, c2) or (audio and _open(nb, capb, kb, db, wide_b, c2)):
-                        c = iz * nx + ix
+                    if (
+                        _open(capa, worst_a, wd_a, wide_a, c2)
+                        or _open(capb, worst_b, wd_b, wide_b, c2)
+                        or _open(capc, worst_c, wd_c, wide_c, c2)
+                    ):
                         for i in range(start[c], start[c + 1]):
                             s = srow[i]
                             if s == a or sgroup[i] != ga:
                                 continue
                             bits = mask[s]
-                            if audio and (bits & _FL):
-                                continue
                             ex = sx[i] - qx
                             ey = sy[i] - qy
                             ez = sz[i] - qz
                             d2 = (ex * ex + ey * ey) + ez * ez
-                            if capa > 0 and (d2 < r2a or ((bits & bita) and d2 < w2a)):
+                            fd2 = np.float64(d2)
+                            if (
+                                capc > 0
+                                and fd2 <= wd_c
+                                and (d2 < r2c or ((bits & bitc) and d2 < w2c))
+                            ):
                                 fb[0] = d2
-                                key = _key(ub[0], sid[i])
-                                if audio and not speaking[s]:
-                                    key |= np.uint64(1) << _TOP
-                                na = _insert(ka, ra, da, na, capa, key, s, d2)
-                            if audio and capb > 0 and (d2 < r2b or ((bits & (_PF | _PM)) and d2 < w2b)):
+                                nc, worst_c, wd_c = _offer(
+                                    hc, nc, capc, size_c, worst_c, wd_c, _key(ub[0], srank[i]), ub, fb
+                                )
+                            if not saudio[i] or (bits & _FL):
+                                continue
+                            if (
+                                capa > 0
+                                and (fd2 <= wd_a or (worst_a >> _TOP))
+                                and (d2 < r2a or ((bits & _PF) and d2 < w2a))
+                            ):
                                 fb[0] = d2
-                                nb = _insert(kb, rb, db, nb, capb, _key(ub[0], sid[i]), s, d2)
+                                key = _key(ub[0], srank[i])
+                                if not speaking[s]:
+                                    key |= _NOT_SPEAKING
+                                na, worst_a, wd_a = _offer(ha, na, capa, size_a, worst_a, wd_a, key, ub, fb)
+                            if (
+                                capb > 0
+                                and fd2 <= wd_b
+                                and (d2 < r2b or ((bits & (_PF | _PM)) and d2 < w2b))
+                            ):
+                                fb[0] = d2
+                                nb, worst_b, wd_b = _offer(
+                                    hb, nb, capb, size_b, worst_b, wd_b, _key(ub[0], srank[i]), ub, fb
+                                )
                 ix += step
         if cx - k <= 0 and cx + k >= nx - 1 and cz - k <= 0 and cz + k >= nz - 1:
             break  # the block covers the whole grid
         k += 1
-    return na, nb
+    if na > capa:
+        na, worst_a, wd_a = _reduce(ha, na, capa, ub, fb)
+    if nb > capb:
+        nb, worst_b, wd_b = _reduce(hb, nb, capb, ub, fb)
+    if nc > capc:
+        nc, worst_c, wd_c = _reduce(hc, nc, capc, ub, fb)
+    _sort_keys(ha, na, tmp, counts)
+    _sort_keys(hb, nb, tmp, counts)
+    _sort_keys(hc, nc, tmp, counts)
+    return na, nb, nc
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -184,12 +308,14 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
     x,
     y,
     z,
-    ids,
+    rank,  # uint64[n]: position of each row in id order (keys tie-break by it)
+    order,  # int32[n]: rank -> row
     group,
     speaking,
     grid_p,
     grid_a,
     grid_v,
+    merged,  # grid_a is grid_p (every visible avatar publishes audio): search once
     radii,  # float32[8]: forward, forward wide, hearing, hearing wide, video, video wide, pos, pos wide
     caps,  # int64[4]: forwarded, mixed, video, positions
     tiers,  # float64[T]
@@ -211,223 +337,242 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
     chunks,  # int64[C+1]
     max_flat,
 ):
-    n = len(ids)
+    n = len(rank)
     kf, km, kv, kp = caps[0], caps[1], caps[2], caps[3]
     n_chunks = len(chunks) - 1
     n_tiers = len(tiers)
     n_rules = len(rule_fwd)
+    # Scratch per chunk: the engine makes a few chunks per thread, so zeroing the n-sized marks
+    # stays cheap, and hands them out dynamically (numba.parallel_chunksize(1)): on a busy machine
+    # a descheduled thread must not leave half of the listeners waiting for it.
     for ch in prange(n_chunks):
         mask = np.zeros(n, np.uint16)
         ptier = np.zeros(n, np.int8)
-        fb = np.zeros(1, np.float32)
-        ub = fb.view(np.uint32)
-        kfa = np.empty(kf + 1, np.uint64)
-        rfa = np.empty(kf + 1, np.int32)
-        dfa = np.empty(kf + 1, np.float32)
-        capb_max = km + kf + 1
-        kmb = np.empty(capb_max, np.uint64)
-        rmb = np.empty(capb_max, np.int32)
-        dmb = np.empty(capb_max, np.float32)
-        kvb = np.empty(kv + 1, np.uint64)
-        rvb = np.empty(kv + 1, np.int32)
-        dvb = np.empty(kv + 1, np.float32)
-        kpb = np.empty(kp + 1, np.uint64)
-        rpb = np.empty(kp + 1, np.int32)
-        dpb = np.empty(kp + 1, np.float32)
+        fb = np.zeros(2, np.float32)
+        hf = np.empty(4 * kf + 16, np.uint64)
+        hm = np.empty(4 * (km + kf) + 16, np.uint64)
+        hv = np.empty(4 * kv + 16, np.uint64)
+        hp = np.empty(4 * kp + 16, np.uint64)
         flat_rows = np.empty(max_flat + 1, np.int32)
-        flat_fk = np.empty(max_flat + 1, np.uint64)
-        flat_fr = np.empty(max_flat + 1, np.int32)
-        flat_mk = np.empty(max_flat + 1, np.uint64)
-        flat_mr = np.empty(max_flat + 1, np.int32)
-        flat_fd = np.empty(max_flat + 1, np.float32)
-        flat_md = np.empty(max_flat + 1, np.float32)
-        for a in range(chunks[ch], chunks[ch + 1]):
-            qx = x[a]
-            qy = y[a]
-            qz = z[a]
-            ga = group[a]
-            pr = cur2prev[a]
-            # 1. last tick's entries of this listener
-            if pr >= 0:
-                for c in range(4):
-                    ptr = p_ptr[c]
-                    src = p_src[c]
-                    att = p_attr[c]
-                    for j in range(ptr[pr], ptr[pr + 1]):
-                        s = prev2cur[src[j]]
-                        if s < 0:
-                            continue
-                        if c == 0:
-                            mask[s] |= _PF | (_PFA if att[j] else 0)
-                        elif c == 1:
-                            mask[s] |= _PM | (_PMA if att[j] else 0)
-                        elif c == 2:
-                            mask[s] |= _PV
-                        else:
-                            mask[s] |= _PP
-                            ptier[s] = att[j]
-            # flat zone pairs
-            nflat = 0
-            for r in range(n_rules):
-                if not rule_lis[r, a]:
-                    continue
-                for j in range(rule_ptr[r], rule_ptr[r + 1]):
-                    s = rule_src[j]
-                    if s == a or group[s] != ga:
+        flat_f = np.empty(max_flat + 1, np.uint64)
+        flat_m = np.empty(max_flat + 1, np.uint64)
+        big = max(max(len(hf), len(hm)), max(max(len(hv), len(hp)), max_flat + 1))
+        tmp = np.empty(big, np.uint64)
+        counts = np.empty(big + 2, np.int64)
+        _listeners(
+            chunks[ch], chunks[ch + 1], x, y, z, rank, order, group, speaking, grid_p, grid_a,
+            grid_v, merged, radii, kf, km, kv, kp, tiers, n_tiers, hysteresis, rule_lis, rule_ptr, rule_src,
+            rule_fwd, n_rules, cur2prev, prev2cur, p_ptr, p_src, p_attr, removed, out_src, out_attr,
+            out_status, out_cnt, mask, ptier, fb, fb.view(np.uint32), hf, hm, hv,
+            hp, flat_rows, flat_f, flat_m, tmp, counts,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    lo, hi, x, y, z, rank, order, group, speaking, grid_p, grid_a, grid_v, merged, radii,
+    kf, km, kv, kp, tiers, n_tiers, hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd,
+    n_rules, cur2prev, prev2cur, p_ptr, p_src, p_attr, removed, out_src, out_attr,
+    out_status, out_cnt, mask, ptier, fb, ub, hf, hm, hv, hp, flat_rows, flat_f, flat_m,
+    tmp, counts,
+):  # fmt: skip
+    for a in range(lo, hi):
+        qx = x[a]
+        qy = y[a]
+        qz = z[a]
+        ga = group[a]
+        pr = cur2prev[a]
+        # 1. last tick's entries of this listener
+        if pr >= 0:
+            for c in range(4):
+                ptr = p_ptr[c]
+                src = p_src[c]
+                att = p_attr[c]
+                for j in range(ptr[pr], ptr[pr + 1]):
+                    s = prev2cur[src[j]]
+                    if s < 0:
                         continue
-                    if not (mask[s] & _FL):
-                        mask[s] |= _FL
-                        flat_rows[nflat] = s
-                        nflat += 1
-                    if rule_fwd[r]:
-                        mask[s] |= _FLF
-            # flat entries: forward ones by (speaking, d2, id), mix ones by (d2, id)
-            nff = 0
-            nfm = 0
-            for j in range(nflat):
-                s = flat_rows[j]
-                ex = x[s] - qx
-                ey = y[s] - qy
-                ez = z[s] - qz
-                d2 = (ex * ex + ey * ey) + ez * ez
-                fb[0] = d2
-                key = _key(ub[0], ids[s])
-                if mask[s] & _FLF:
-                    if not speaking[s]:
-                        key |= np.uint64(1) << _TOP
-                    nff = _insert(flat_fk, flat_fr, flat_fd, nff, max_flat + 1, key, s, d2)
-                else:
-                    nfm = _insert(flat_mk, flat_mr, flat_md, nfm, max_flat + 1, key, s, d2)
-            # Flat "forward" pairs beyond the cap overflow into the mix, ordered by (d2, id) there.
-            take_f = min(nff, kf)
-            for j in range(take_f, nff):
-                s = flat_fr[j]
-                key = flat_fk[j] & ~(np.uint64(1) << _TOP)
-                nfm = _insert(flat_mk, flat_mr, flat_md, nfm, max_flat + 1, key, s, flat_fd[j])
-            # 2. spatial searches
-            cap_fs = kf - take_f
-            cap_h = max(km - nfm, 0)
-            cap_hb = cap_h + cap_fs if cap_h > 0 else 0
-            nfs, nh = _search(
-                grid_a, a, qx, qy, qz, ga, mask, speaking, True,
-                kfa, rfa, dfa, cap_fs, radii[0], radii[1], _PF,
-                kmb, rmb, dmb, cap_hb, radii[2], radii[3], fb, ub,
-            )  # fmt: skip
-            nv, _ = _search(
-                grid_v, a, qx, qy, qz, ga, mask, speaking, False,
-                kvb, rvb, dvb, kv, radii[4], radii[5], _PV,
-                kvb, rvb, dvb, 0, radii[4], radii[5], fb, ub,
-            )  # fmt: skip
-            npos, _ = _search(
-                grid_p, a, qx, qy, qz, ga, mask, speaking, False,
-                kpb, rpb, dpb, kp, radii[6], radii[7], _PP,
-                kpb, rpb, dpb, 0, radii[6], radii[7], fb, ub,
-            )  # fmt: skip
-            # 3. assemble rows, statuses
-            of, oa, os_ = out_src[0], out_attr[0], out_status[0]
-            cnt = 0
-            for j in range(take_f):
-                s = flat_fr[j]
-                of[a, cnt] = s
-                oa[a, cnt] = 1
-                cnt += 1
-            for j in range(nfs):
-                of[a, cnt] = rfa[j]
-                oa[a, cnt] = 0
-                cnt += 1
-            for j in range(cnt):
-                s = of[a, j]
-                mask[s] |= _NF
-                b = mask[s]
-                if b & _PF:
-                    os_[a, j] = CHANGED if ((b & _PFA) != 0) != (oa[a, j] != 0) else KEPT
-                else:
-                    os_[a, j] = ADDED
-            out_cnt[0, a] = cnt
-            om, ma, ms = out_src[1], out_attr[1], out_status[1]
-            cnt = 0
-            for j in range(min(nfm, km)):
-                om[a, cnt] = flat_mr[j]
-                ma[a, cnt] = 1
-                cnt += 1
-            for j in range(nh):
-                if cnt >= km:
-                    break
-                s = rmb[j]
-                if mask[s] & _NF:
+                    if c == 0:
+                        mask[s] |= _PF | (_PFA if att[j] else 0)
+                    elif c == 1:
+                        mask[s] |= _PM | (_PMA if att[j] else 0)
+                    elif c == 2:
+                        mask[s] |= _PV
+                    else:
+                        mask[s] |= _PP
+                        ptier[s] = att[j]
+        # flat zone pairs
+        nflat = 0
+        for r in range(n_rules):
+            if not rule_lis[r, a]:
+                continue
+            for j in range(rule_ptr[r], rule_ptr[r + 1]):
+                s = rule_src[j]
+                if s == a or group[s] != ga:
                     continue
-                om[a, cnt] = s
-                ma[a, cnt] = 0
-                cnt += 1
-            for j in range(cnt):
-                s = om[a, j]
-                mask[s] |= _NM
-                b = mask[s]
-                if b & _PM:
-                    ms[a, j] = CHANGED if ((b & _PMA) != 0) != (ma[a, j] != 0) else KEPT
-                else:
-                    ms[a, j] = ADDED
-            out_cnt[1, a] = cnt
-            ov, va, vs = out_src[2], out_attr[2], out_status[2]
-            for j in range(nv):
-                s = rvb[j]
-                ov[a, j] = s
-                va[a, j] = 0
-                mask[s] |= _NV
-                vs[a, j] = KEPT if mask[s] & _PV else ADDED
-            out_cnt[2, a] = nv
-            op, pa, ps = out_src[3], out_attr[3], out_status[3]
-            for j in range(npos):
-                s = rpb[j]
-                t = 0
-                if n_tiers > 0:
-                    d = np.sqrt(np.float64(dpb[j]))
-                    t = n_tiers - 1
-                    for i in range(n_tiers):
-                        if d < tiers[i]:
-                            t = i
-                            break
-                    if mask[s] & _PP:
-                        old = ptier[s]
-                        if old >= 0 and t > old and d < tiers[min(old, n_tiers - 1)] * (1.0 + hysteresis):
-                            t = old
-                op[a, j] = s
-                pa[a, j] = t
-                mask[s] |= _NP
+                if not (mask[s] & _FL):
+                    mask[s] |= _FL
+                    flat_rows[nflat] = s
+                    nflat += 1
+                if rule_fwd[r]:
+                    mask[s] |= _FLF
+        # flat entries: forward ones by (speaking, d2, id), mix ones by (d2, id)
+        nff = 0
+        nfm = 0
+        for j in range(nflat):
+            s = flat_rows[j]
+            ex = x[s] - qx
+            ey = y[s] - qy
+            ez = z[s] - qz
+            d2 = (ex * ex + ey * ey) + ez * ez
+            fb[0] = d2
+            key = _key(ub[0], rank[s])
+            if mask[s] & _FLF:
+                if not speaking[s]:
+                    key |= _NOT_SPEAKING
+                flat_f[nff] = key
+                nff += 1
+            else:
+                flat_m[nfm] = key
+                nfm += 1
+        _sort_keys(flat_f, nff, tmp, counts)
+        # Flat "forward" pairs beyond the cap overflow into the mix, ordered by (d2, id) there.
+        take_f = min(nff, kf)
+        for j in range(take_f, nff):
+            flat_m[nfm] = flat_f[j] & ~_NOT_SPEAKING
+            nfm += 1
+        _sort_keys(flat_m, nfm, tmp, counts)
+        # 2. spatial searches
+        cap_fs = kf - take_f
+        cap_h = max(km - nfm, 0)
+        cap_hb = cap_h + cap_fs if cap_h > 0 else 0
+        if merged:  # every visible avatar publishes audio: one search feeds audio and positions
+            nfs, nh, npos = _search(
+                grid_p, a, qx, qy, qz, ga, mask, speaking,
+                hf, cap_fs, radii[0], radii[1], hm, cap_hb, radii[2], radii[3],
+                hp, kp, radii[6], radii[7], _PP, fb, ub, tmp, counts,
+            )  # fmt: skip
+        else:
+            nfs, nh, _ = _search(
+                grid_a, a, qx, qy, qz, ga, mask, speaking,
+                hf, cap_fs, radii[0], radii[1], hm, cap_hb, radii[2], radii[3],
+                hp, 0, radii[6], radii[7], _PP, fb, ub, tmp, counts,
+            )  # fmt: skip
+            _, _, npos = _search(
+                grid_p, a, qx, qy, qz, ga, mask, speaking,
+                hf, 0, radii[0], radii[1], hm, 0, radii[2], radii[3],
+                hp, kp, radii[6], radii[7], _PP, fb, ub, tmp, counts,
+            )  # fmt: skip
+        _, _, nv = _search(
+            grid_v, a, qx, qy, qz, ga, mask, speaking,
+            hf, 0, radii[0], radii[1], hm, 0, radii[2], radii[3],
+            hv, kv, radii[4], radii[5], _PV, fb, ub, tmp, counts,
+        )  # fmt: skip
+        # 3. assemble rows, statuses
+        of, oa, os_ = out_src[0], out_attr[0], out_status[0]
+        cnt = 0
+        for j in range(take_f):
+            of[a, cnt] = order[flat_f[j] & _RANK]
+            oa[a, cnt] = 1
+            cnt += 1
+        for j in range(nfs):
+            of[a, cnt] = order[hf[j] & _RANK]
+            oa[a, cnt] = 0
+            cnt += 1
+        for j in range(cnt):
+            s = of[a, j]
+            mask[s] |= _NF
+            b = mask[s]
+            if b & _PF:
+                os_[a, j] = CHANGED if ((b & _PFA) != 0) != (oa[a, j] != 0) else KEPT
+            else:
+                os_[a, j] = ADDED
+        out_cnt[0, a] = cnt
+        om, ma, ms = out_src[1], out_attr[1], out_status[1]
+        cnt = 0
+        for j in range(min(nfm, km)):
+            om[a, cnt] = order[flat_m[j] & _RANK]
+            ma[a, cnt] = 1
+            cnt += 1
+        for j in range(nh):
+            if cnt >= km:
+                break
+            s = order[hm[j] & _RANK]
+            if mask[s] & _NF:
+                continue
+            om[a, cnt] = s
+            ma[a, cnt] = 0
+            cnt += 1
+        for j in range(cnt):
+            s = om[a, j]
+            mask[s] |= _NM
+            b = mask[s]
+            if b & _PM:
+                ms[a, j] = CHANGED if ((b & _PMA) != 0) != (ma[a, j] != 0) else KEPT
+            else:
+                ms[a, j] = ADDED
+        out_cnt[1, a] = cnt
+        ov, va, vs = out_src[2], out_attr[2], out_status[2]
+        for j in range(nv):
+            s = order[hv[j] & _RANK]
+            ov[a, j] = s
+            va[a, j] = 0
+            mask[s] |= _NV
+            vs[a, j] = KEPT if mask[s] & _PV else ADDED
+        out_cnt[2, a] = nv
+        op, pa, ps = out_src[3], out_attr[3], out_status[3]
+        for j in range(npos):
+            key = hp[j]
+            s = order[key & _RANK]
+            t = 0
+            if n_tiers > 0:
+                d = np.sqrt(np.float64(_key_d2(key, ub, fb)))
+                t = n_tiers - 1
+                for i in range(n_tiers):
+                    if d < tiers[i]:
+                        t = i
+                        break
                 if mask[s] & _PP:
-                    ps[a, j] = CHANGED if ptier[s] != t else KEPT
-                else:
-                    ps[a, j] = ADDED
-            out_cnt[3, a] = npos
-            # removed: previous entries not in the new row
-            if pr >= 0:
-                for c in range(4):
-                    ptr = p_ptr[c]
-                    src = p_src[c]
-                    rem = removed[c]
-                    bit = _NF if c == 0 else (_NM if c == 1 else (_NV if c == 2 else _NP))
-                    for j in range(ptr[pr], ptr[pr + 1]):
-                        s = prev2cur[src[j]]
-                        if s < 0 or not (mask[s] & bit):
-                            rem[j] = 1
-                for c in range(4):
-                    ptr = p_ptr[c]
-                    src = p_src[c]
-                    for j in range(ptr[pr], ptr[pr + 1]):
-                        s = prev2cur[src[j]]
-                        if s >= 0:
-                            mask[s] = 0
-            # 4. clean the scratch
-            for j in range(nflat):
-                mask[flat_rows[j]] = 0
-            for j in range(out_cnt[0, a]):
-                mask[of[a, j]] = 0
-            for j in range(out_cnt[1, a]):
-                mask[om[a, j]] = 0
-            for j in range(nv):
-                mask[ov[a, j]] = 0
-            for j in range(npos):
-                mask[op[a, j]] = 0
+                    old = ptier[s]
+                    if old >= 0 and t > old and d < tiers[min(old, n_tiers - 1)] * (1.0 + hysteresis):
+                        t = old
+            op[a, j] = s
+            pa[a, j] = t
+            mask[s] |= _NP
+            if mask[s] & _PP:
+                ps[a, j] = CHANGED if ptier[s] != t else KEPT
+            else:
+                ps[a, j] = ADDED
+        out_cnt[3, a] = npos
+        # removed: previous entries not in the new row
+        if pr >= 0:
+            for c in range(4):
+                ptr = p_ptr[c]
+                src = p_src[c]
+                rem = removed[c]
+                bit = _NF if c == 0 else (_NM if c == 1 else (_NV if c == 2 else _NP))
+                for j in range(ptr[pr], ptr[pr + 1]):
+                    s = prev2cur[src[j]]
+                    if s < 0 or not (mask[s] & bit):
+                        rem[j] = 1
+            for c in range(4):
+                ptr = p_ptr[c]
+                src = p_src[c]
+                for j in range(ptr[pr], ptr[pr + 1]):
+                    s = prev2cur[src[j]]
+                    if s >= 0:
+                        mask[s] = 0
+        # 4. clean the scratch
+        for j in range(nflat):
+            mask[flat_rows[j]] = 0
+        for j in range(out_cnt[0, a]):
+            mask[of[a, j]] = 0
+        for j in range(out_cnt[1, a]):
+            mask[om[a, j]] = 0
+        for j in range(nv):
+            mask[ov[a, j]] = 0
+        for j in range(npos):
+            mask[op[a, j]] = 0
 
 
 @njit(cache=True, nogil=True, parallel=True)
