@@ -11,5 +11,8 @@ echo "== ruff";  python3 -m ruff check .
 echo "== mypy";  python3 -m mypy
 echo "== compiling kernels"; python3 -m world.warmup
 echo "== pytest"
+# Benchmarks run once here (--benchmark-disable) at CI size; `pytest benches --benchmark-only` times them
+# at full size (docs/benchmarks.md).
+export HUBBUB_BENCH_SMALL="${HUBBUB_BENCH_SMALL:-1}"
 mkdir -p test-output
 python3 -m pytest -q -p no:cacheprovider --benchmark-disable "$@"
