@@ -27,6 +27,9 @@ CELL_OVERRIDE: float | None = None
 MAX_GRID_CELLS = 1 << 22
 # Cell side = this fraction of the radius that holds the cap at the typical density.
 CELL_FRACTION = 0.5
+# The typical density is this quantile, over members, of their coarse cell's occupancy.
+DENSITY_QUANTILE = 0.75
+COARSE_DIV = 2.0
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -53,7 +56,7 @@ class Grid(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _median_occupancy(x: F32, z: F32, rows: I32, coarse: float) -> float:  # pragma: no cover - compiled
+def _typical_density(x: F32, z: F32, rows: I32, coarse: float, q: float) -> float:  # pragma: no cover
     m = len(rows)
     lox = np.inf
     loz = np.inf
@@ -79,7 +82,7 @@ def _median_occupancy(x: F32, z: F32, rows: I32, coarse: float) -> float:  # pra
     occ = np.empty(m, np.float64)
     for i in range(m):
         occ[i] = count[cells[i]]
-    return float(np.median(occ)) / (coarse * coarse)
+    return float(np.quantile(occ, q)) / (coarse * coarse)
 
 
 @njit(cache=True, nogil=True)
@@ -159,7 +162,7 @@ def build(
     elif m == 0 or m * n_listeners <= DENSE_PAIRS or radius <= 0:
         cell = 2.0 * max(span_x, span_z) + 1.0  # one cell
     else:
-        density = _median_occupancy(x, z, rows, max(radius / 2.0, 1e-3))
+        density = _typical_density(x, z, rows, max(radius / COARSE_DIV, 1e-3), DENSITY_QUANTILE)
         reach = math.sqrt(max(cap, 1) / (math.pi * max(density, 1e-12)))
         cell = min(max(CELL_FRACTION * reach, radius / 64.0), max(radius, 1e-3))
     cell = max(cell, 1e-3)

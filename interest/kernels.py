@@ -23,7 +23,9 @@ relative 1e-5 so float32 rounding of d² can never make the search stop too earl
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 # Scratch bits, per (listener, source row).
 _PF = 1  # forwarded last tick
@@ -50,15 +52,35 @@ _RANK = np.uint64(0x7FFF_FFFF)
 _NOT_SPEAKING = np.uint64(1) << _TOP
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _key(bits: np.uint32, rank: np.uint64) -> np.uint64:  # pragma: no cover - compiled
-    return (np.uint64(bits) << _HI) | rank
+@intrinsic
+def _f32_bits(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """The bit pattern of a float32 (a register bitcast: no store and reload through memory)."""
+    sig = types.uint32(types.float32)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    sig = types.float32(types.uint32)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _key_d2(key, ub, fb):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    ub[0] = np.uint32((key >> _HI) & _RANK)
-    return fb[0]
+def _key(d2, rank):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    return (np.uint64(_f32_bits(d2)) << _HI) | rank
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _key_d2(key):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    return _bits_f32(np.uint32((key >> _HI) & _RANK))
 
 
 @njit(cache=True, nogil=True)
@@ -136,15 +158,55 @@ _NONE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
 @njit(cache=True, nogil=True)
-def _reduce(buf, cnt, cap, ub, fb):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Keep the `cap` smallest of buf[:cnt] (cnt >= cap); returns (cap, their maximum)."""
-    if cnt > cap:
+def _reduce(buf, cnt, cap, ub, fb, counts):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Cut buf[:cnt] (cnt >= cap) back to at least its `cap` smallest keys; returns (count, bar,
+    bar's squared distance), the bar being the largest key kept, so never below the cap-th key.
+
+    Usually a histogram of the squared distances (float32 in each key's high word) finds the bin
+    of the cap-th key, and every key up to that bin is kept: three linear passes with few
+    unpredictable branches (a quickselect costs ~4x more here). Keys with the speaker bit, or a
+    histogram that would not shrink the buffer enough, take an exact quickselect instead."""
+    n = cnt
+    exact = cnt <= cap + 8
+    if not exact:
+        f = buf.view(np.float32)
+        lo = f[1]
+        hi = lo
+        for i in range(cnt):
+            h = f[2 * i + 1]
+            lo = min(lo, h)
+            hi = max(hi, h)
+        if lo < 0.0:  # a key with the speaker bit reads as a negative float
+            exact = True
+        else:
+            bins = cnt
+            scale = (bins - 1) / (np.float64(hi) - np.float64(lo) + 1e-30)
+            for i in range(bins):
+                counts[i] = 0
+            for i in range(cnt):
+                counts[int((np.float64(f[2 * i + 1]) - lo) * scale)] += 1
+            total = 0
+            last = bins - 1
+            for bk in range(bins):
+                total += counts[bk]
+                if total >= cap:
+                    last = bk
+                    break
+            if total > (cnt + cap) // 2:
+                exact = True
+            else:
+                n = 0
+                for i in range(cnt):
+                    keep = int((np.float64(f[2 * i + 1]) - lo) * scale) <= last
+                    buf[n] = buf[i]
+                    n += keep
+    if exact:
         _select(buf, cnt, cap)
+        n = cap
     worst = buf[0]
-    for j in range(1, cap):
-        if buf[j] > worst:
-            worst = buf[j]
-    return cap, worst, np.float64(_key_d2(worst, ub, fb))
+    for j in range(1, n):
+        worst = max(worst, buf[j])
+    return n, worst, np.float64(_key_d2(worst))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -158,21 +220,6 @@ def _open(cap, worst, worst_d2, wide2, dmin2):  # type: ignore[no-untyped-def]  
     if worst >> _TOP:  # worst is a silent source: a farther speaker still beats it
         return True
     return not (worst_d2 < dmin2)
-
-
-@njit(cache=True, nogil=True)
-def _offer(h, n, cap, size, worst, wd, key, ub, fb):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Append `key` if it beats the buffer's bar; cut the buffer back to `cap` when it is full."""
-    if key < worst:
-        if n == size:
-            n, worst, wd = _reduce(h, n, cap, ub, fb)
-            if key < worst:
-                h[n] = key
-                n += 1
-        else:
-            h[n] = key
-            n += 1
-    return n, worst, wd
 
 
 @njit(cache=True, nogil=True)
@@ -213,12 +260,12 @@ def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     # Rings nearer than the grid's rectangle are empty: start at the first one that touches it.
     k = max(max(0, -cx), max(cx - (nx - 1), max(-cz, cz - (nz - 1))))
     while True:
-        if capa > 0 and na >= capa:
-            na, worst_a, wd_a = _reduce(ha, na, capa, ub, fb)
-        if capb > 0 and nb >= capb:
-            nb, worst_b, wd_b = _reduce(hb, nb, capb, ub, fb)
-        if capc > 0 and nc >= capc:
-            nc, worst_c, wd_c = _reduce(hc, nc, capc, ub, fb)
+        if capa > 0 and na >= capa and (worst_a == _NONE or na > capa + capa // 2):
+            na, worst_a, wd_a = _reduce(ha, na, capa, ub, fb, counts)
+        if capb > 0 and nb >= capb and (worst_b == _NONE or nb > capb + capb // 2):
+            nb, worst_b, wd_b = _reduce(hb, nb, capb, ub, fb, counts)
+        if capc > 0 and nc >= capc and (worst_c == _NONE or nc > capc + capc // 2):
+            nc, worst_c, wd_c = _reduce(hc, nc, capc, ub, fb, counts)
         dmin = 0.0 if k == 0 else (k - 1) * cell + off
         dmin2 = dmin * dmin * _SHRINK
         if not (
@@ -262,10 +309,13 @@ def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                                 and fd2 <= wd_c
                                 and (d2 < r2c or ((bits & bitc) and d2 < w2c))
                             ):
-                                fb[0] = d2
-                                nc, worst_c, wd_c = _offer(
-                                    hc, nc, capc, size_c, worst_c, wd_c, _key(ub[0], srank[i]), ub, fb
-                                )
+                                key = _key(d2, srank[i])
+                                if key < worst_c:  # inline append: a call per candidate costs refcounts
+                                    if nc == size_c:
+                                        nc, worst_c, wd_c = _reduce(hc, nc, capc, ub, fb, counts)
+                                    if key < worst_c:
+                                        hc[nc] = key
+                                        nc += 1
                             if not saudio[i] or (bits & _FL):
                                 continue
                             if (
@@ -273,33 +323,38 @@ def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                                 and (fd2 <= wd_a or (worst_a >> _TOP))
                                 and (d2 < r2a or ((bits & _PF) and d2 < w2a))
                             ):
-                                fb[0] = d2
-                                key = _key(ub[0], srank[i])
+                                key = _key(d2, srank[i])
                                 if not speaking[s]:
                                     key |= _NOT_SPEAKING
-                                na, worst_a, wd_a = _offer(ha, na, capa, size_a, worst_a, wd_a, key, ub, fb)
+                                if key < worst_a:
+                                    if na == size_a:
+                                        na, worst_a, wd_a = _reduce(ha, na, capa, ub, fb, counts)
+                                    if key < worst_a:
+                                        ha[na] = key
+                                        na += 1
                             if (
                                 capb > 0
                                 and fd2 <= wd_b
                                 and (d2 < r2b or ((bits & (_PF | _PM)) and d2 < w2b))
                             ):
-                                fb[0] = d2
-                                nb, worst_b, wd_b = _offer(
-                                    hb, nb, capb, size_b, worst_b, wd_b, _key(ub[0], srank[i]), ub, fb
-                                )
+                                key = _key(d2, srank[i])
+                                if key < worst_b:
+                                    if nb == size_b:
+                                        nb, worst_b, wd_b = _reduce(hb, nb, capb, ub, fb, counts)
+                                    if key < worst_b:
+                                        hb[nb] = key
+                                        nb += 1
                 ix += step
         if cx - k <= 0 and cx + k >= nx - 1 and cz - k <= 0 and cz + k >= nz - 1:
             break  # the block covers the whole grid
         k += 1
-    if na > capa:
-        na, worst_a, wd_a = _reduce(ha, na, capa, ub, fb)
-    if nb > capb:
-        nb, worst_b, wd_b = _reduce(hb, nb, capb, ub, fb)
-    if nc > capc:
-        nc, worst_c, wd_c = _reduce(hc, nc, capc, ub, fb)
+    # Sort what is left (the cap smallest and a few more) and keep the first cap.
     _sort_keys(ha, na, tmp, counts)
     _sort_keys(hb, nb, tmp, counts)
     _sort_keys(hc, nc, tmp, counts)
+    na = min(na, capa)
+    nb = min(nb, capb)
+    nc = min(nc, capc)
     return na, nb, nc
 
 
@@ -425,8 +480,7 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             ey = y[s] - qy
             ez = z[s] - qz
             d2 = (ex * ex + ey * ey) + ez * ez
-            fb[0] = d2
-            key = _key(ub[0], rank[s])
+            key = _key(d2, rank[s])
             if mask[s] & _FLF:
                 if not speaking[s]:
                     key |= _NOT_SPEAKING
@@ -526,7 +580,7 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             s = order[key & _RANK]
             t = 0
             if n_tiers > 0:
-                d = np.sqrt(np.float64(_key_d2(key, ub, fb)))
+                d = np.sqrt(np.float64(_key_d2(key)))
                 t = n_tiers - 1
                 for i in range(n_tiers):
                     if d < tiers[i]:
