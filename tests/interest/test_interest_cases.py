@@ -242,3 +242,50 @@ def test_shapes_vectorized() -> None:
         False,
         True,
     ]
+
+
+@pytest.mark.parametrize("all_publish_audio", [True, False])
+@pytest.mark.parametrize("cell", [None, 0.7])
+def test_dense_crowd_matches_reference_over_ticks(
+    monkeypatch: pytest.MonkeyPatch, all_publish_audio: bool, cell: float | None
+) -> None:
+    """A crowd big enough to fill every cap (so buffers fill, get cut and stop rings early), over
+    ticks with movers, through both search layouts: one grid for audio and positions when every
+    visible avatar publishes audio, separate grids otherwise."""
+    monkeypatch.setattr(grid, "DENSE_PAIRS", 0)
+    monkeypatch.setattr(grid, "CELL_OVERRIDE", cell)
+    rng = np.random.default_rng(11)
+    n = 400
+    ids = rng.permutation(5000)[:n].astype(np.uint32)
+    pos = np.zeros((n, 3), np.float32)
+    pos[:, [0, 2]] = rng.normal(0, 6.0, (n, 2))
+    flags = np.full(n, AV, dtype=np.int64)
+    if not all_publish_audio:
+        flags[rng.random(n) < 0.3] = AvatarFlags.PUBLISH_VIDEO
+    flags[rng.random(n) < 0.05] |= AvatarFlags.HIDDEN
+    levels = np.where(rng.random(n) < 0.2, 0.5, 0.0).astype(np.float32)
+    zones = (
+        Zone("stage", "stage", Box((-3, -1, -3), (3, 3, 3)), audience=Cylinder((0, 0), 12.0)),
+        Zone("room", "private", Box((8, -1, 8), (14, 3, 14))),
+    )
+    params = InterestParams(
+        forward_radius=4,
+        hearing_radius=9,
+        max_forwarded=4,
+        max_mixed=12,
+        video_radius=5,
+        video_max=2,
+        position_radius=12,
+        position_max=24,
+        position_tiers=(PositionTier(3, 20), PositionTier(8, 5)),
+        zones=zones,
+    )
+    e = InterestEngine(params)
+    prev = empty_state()
+    for _ in range(4):
+        r = e.tick(ids, pos, quats(n), flags, levels)
+        want = reference_tick(params, prev, ids, pos, flags, levels)
+        assert ordered(result_state(r)) == ordered(want)
+        prev = want
+        movers = rng.random(n) < 0.3
+        pos[movers] += rng.normal(0, 0.8, (int(movers.sum()), 3)).astype(np.float32) * [1, 0, 1]

@@ -172,3 +172,16 @@ def _check_ticks(ticks: list, rnd) -> None:  # type: ignore[no-untyped-def]
             assert applied == got[cat]
         ref_prev = want
         prev_result = result
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world_st(), st.randoms(use_true_random=False), st.sampled_from([0.3, 0.8, 2.5]))
+def test_engine_matches_reference_with_tiny_cells(ticks: list, rnd, cell: float) -> None:  # type: ignore[no-untyped-def]
+    """Cells much smaller than the radii: many rings per listener, early stops on full buffers,
+    cuts of overfull candidate buffers."""
+    saved = grid.CELL_OVERRIDE
+    grid.CELL_OVERRIDE = cell
+    try:
+        _check_ticks(ticks, rnd)
+    finally:
+        grid.CELL_OVERRIDE = saved
