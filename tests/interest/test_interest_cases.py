@@ -289,3 +289,11 @@ def test_dense_crowd_matches_reference_over_ticks(
         prev = want
         movers = rng.random(n) < 0.3
         pos[movers] += rng.normal(0, 0.8, (int(movers.sum()), 3)).astype(np.float32) * [1, 0, 1]
+
+
+def test_warm_up_compiles_and_returns_its_time() -> None:
+    from interest import warm_up
+
+    assert warm_up() >= 0.0
+    r = tick(InterestEngine(), [1, 2], [(0, 0), (1, 0)])  # and the engine still works after it
+    assert sets(r, "positions") == {1: {2: 0}, 2: {1: 0}}
