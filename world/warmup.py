@@ -13,17 +13,27 @@ import time
 import numpy as np
 
 from interest import InterestEngine, InterestParams
+from interest import warm_up as interest_warm_up
 from interest.params import Box, Zone
 from spatial import FRAME_SIZE, Mixer
+from spatial import warm_up as spatial_warm_up
 
 
 def warm_kernels() -> float:
-    """Run every kernel once on a small world; returns the seconds it took."""
+    """Run every kernel once on a small and a mid-sized world; returns the seconds it took."""
     t0 = time.perf_counter()
+    interest_warm_up()
+    spatial_warm_up()
     rng = np.random.default_rng(0)
-    n = 64
+    for n in (64, 2000):  # small worlds take an all-pairs path, large ones the grid: compile both
+        _run_world(rng, n)
+    return time.perf_counter() - t0
+
+
+def _run_world(rng: np.random.Generator, n: int) -> None:
     ids = np.arange(1, n + 1, dtype=np.uint32)
-    positions = (rng.random((n, 3), dtype=np.float32) * 40.0 - 20.0).astype(np.float32)
+    half = 20.0 if n < 1000 else 150.0
+    positions = (rng.random((n, 3), dtype=np.float32) * 2 * half - half).astype(np.float32)
     positions[:, 1] = 0.0
     quats = np.tile(np.array([0, 0, 0, 1], np.float32), (n, 1))
     flags = np.ones(n, np.uint8)
@@ -34,6 +44,8 @@ def warm_kernels() -> float:
         for _ in range(2):  # the second tick exercises hysteresis and diffs
             engine.tick(ids, positions, quats, flags, levels)
             positions[::10] += 0.5
+    if n > 100:
+        return  # the mixer's kernels do not depend on the crowd size
     for pan in ("equal_power", "hrtf"):
         mixer = Mixer(pan=pan)
         frames = rng.standard_normal((n, FRAME_SIZE)).astype(np.float32) * 0.1
@@ -41,7 +53,6 @@ def warm_kernels() -> float:
         indices = (np.arange(n * 4) % n).astype(np.int64)
         for _ in range(2):
             mixer.mix(frames, positions, positions, quats, indptr, indices)
-    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
