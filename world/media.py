@@ -55,12 +55,17 @@ class TickFrame:
     subscribed: np.ndarray  # (N,) bool: connected and allowed to receive media (can_subscribe)
     changed: frozenset[int] = frozenset()  # subscribed listeners whose view differs from last tick
 
+    @cached_property
+    def row_of(self) -> dict[int, int]:
+        """Participant id -> row, built once per tick (views are looked up per listener)."""
+        return {pid: row for row, pid in enumerate(self.ids.tolist())}
+
     def view(self, pid: int) -> ListenerView:
         """What listener `pid` receives; empty if it is not a subscribed listener."""
-        rows = np.flatnonzero(self.ids == pid)
-        if len(rows) == 0 or not self.subscribed[rows[0]]:
+        row = self.row_of.get(pid)
+        if row is None or not self.subscribed[row]:
             return ListenerView()
-        return _view(self.interest, int(rows[0]))
+        return _view(self.interest, row)
 
     @cached_property
     def listeners(self) -> dict[int, ListenerView]:

@@ -146,10 +146,9 @@ class SfuMedia:
             self._tell_speakers(frame, None if speakers_changed else due)
         if not due:
             return
-        present = set(frame.ids.tolist())
         changes: dict[int, ListenerInterest] = {}
         for pid in due:
-            if pid not in present:
+            if pid not in frame.row_of:
                 continue
             v = frame.view(pid)
             changes[pid] = ListenerInterest(

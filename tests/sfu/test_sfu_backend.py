@@ -86,6 +86,7 @@ async def test_world_drives_the_sfu_through_the_media_backend_protocol() -> None
             quats=np.array([[0, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32),
             changed=frozenset({2}),
             view=lambda pid: views.get(pid, view()),
+            row_of={1: 0, 2: 1},
             tick=1,
         )
         backend.apply_tick(frame)
