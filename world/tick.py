@@ -98,8 +98,8 @@ class TickLoop:
         tiers = w.interest.params.position_tiers
         pairs, tier = peer_pairs(res, listening, len(tiers) - 1)
         prev, forced = self._drop_stale(self._pairs)
-        entered = ~np.isin(pairs, prev, assume_unique=True)
-        exits = prev[~np.isin(prev, pairs, assume_unique=True)]
+        entered = ~_sorted_member(pairs, prev)
+        exits = prev[~_sorted_member(prev, pairs)]
         if len(forced):
             exits = np.union1d(exits, forced)
         self._pairs = pairs
@@ -176,6 +176,15 @@ class TickLoop:
             "audio": bool(flags[row] & FLAG_AUDIO),
             "video": bool(flags[row] & FLAG_VIDEO),
         }
+
+
+def _sorted_member(needles: np.ndarray, haystack: np.ndarray) -> np.ndarray:
+    """`np.isin(needles, haystack)` for a sorted haystack: a binary search instead of a sort of both
+    (pair keys are kept sorted, and this runs over every pair of every tick)."""
+    if len(haystack) == 0:
+        return np.zeros(len(needles), dtype=bool)
+    idx = np.minimum(np.searchsorted(haystack, needles), len(haystack) - 1)
+    return np.asarray(haystack[idx] == needles)
 
 
 def _groups(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:

@@ -27,3 +27,13 @@ def test_pair_key_groups_empty_and_full() -> None:
     groups = _groups(keys)
     assert [g[0] for g in groups] == [1, 3]
     assert groups[0][1].tolist() == [5, 9] and groups[1][1].tolist() == [2]
+
+
+def test_sorted_membership_matches_isin() -> None:
+    from world.tick import _sorted_member
+
+    rng = np.random.default_rng(3)
+    for n, m in ((0, 5), (5, 0), (50, 80), (1000, 300)):
+        hay = np.unique(rng.integers(0, 2000, n)).astype(np.int64)
+        needles = np.unique(rng.integers(0, 2000, m)).astype(np.int64)
+        assert _sorted_member(needles, hay).tolist() == np.isin(needles, hay).tolist()
