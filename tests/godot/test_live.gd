@@ -1,38 +1,12 @@
-extends SceneTree
+extends "res://tests/live_test.gd"
 ## Two HubbubWorld nodes (A and B) against a live `hubbub serve` (started by tests/godot/test_live.py).
 ## Args: url=ws://... a=<token> b=<token>
 ## A joins, walks (B sees the pose: accepted), jumps 60 m (corrected: speed), steps below the floor
 ## (corrected: bounds), sends data to B, pings, sends voice frames through its capture bus, and leaves.
 
-const Check := preload("res://tests/check.gd")
-var t: RefCounted
-var args := {}
 var events: Array[String] = []
 var errors: Array[String] = []
 var corrections: Array = []
-
-
-func _initialize() -> void:
-	t = Check.new()
-	for arg in OS.get_cmdline_user_args():
-		var kv := arg.split("=", true, 1)
-		args[kv[0]] = kv[1] if kv.size() > 1 else ""
-	run.call_deferred()
-
-
-func wait_until(cond: Callable, timeout_s: float) -> bool:
-	var end := Time.get_ticks_msec() + int(timeout_s * 1000)
-	while Time.get_ticks_msec() < end:
-		if cond.call():
-			return true
-		await process_frame
-	return cond.call()
-
-
-func wait(seconds: float) -> void:
-	var end := Time.get_ticks_msec() + int(seconds * 1000)
-	while Time.get_ticks_msec() < end:
-		await process_frame
 
 
 func make_world(tag: String, voice: bool) -> HubbubWorld:

@@ -1,32 +1,12 @@
-extends SceneTree
+extends "res://tests/live_test.gd"
 ## Reconnection with backoff (driven by tests/godot/test_reconnect.py). Args: url=... token=...
 ## Phase 1: no server yet -> the world retries with growing delays, then joins once the server is up.
 ## Phase 2: prints "INFO phase: joined", the test restarts the server -> bye/close -> the world
 ## reconnects by itself and joins again (resume token offered; a fresh server may refuse it: 132).
 
-const Check := preload("res://tests/check.gd")
-var t: RefCounted
-var args := {}
 var delays: Array[float] = []
 var joins := 0
 var errors: Array = []
-
-
-func _initialize() -> void:
-	t = Check.new()
-	for arg in OS.get_cmdline_user_args():
-		var kv := arg.split("=", true, 1)
-		args[kv[0]] = kv[1]
-	run.call_deferred()
-
-
-func wait_until(cond: Callable, timeout_s: float) -> bool:
-	var end := Time.get_ticks_msec() + int(timeout_s * 1000)
-	while Time.get_ticks_msec() < end:
-		if cond.call():
-			return true
-		await process_frame
-	return cond.call()
 
 
 func run() -> void:

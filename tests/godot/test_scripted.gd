@@ -1,31 +1,11 @@
-extends SceneTree
+extends "res://tests/live_test.gd"
 ## HubbubWorld against a scripted protocol server (tests/godot/test_scripted_server.py): the receive
 ## paths the live server cannot exercise yet (forwarded voice from a participant, the stereo mixed bed,
 ## speakers) plus robustness against undecodable frames. Args: url=...
 
-const Check := preload("res://tests/check.gd")
-var t: RefCounted
-var args := {}
 var speaking: Array = []
 var errors: Array = []
 var exited: Array[int] = []
-
-
-func _initialize() -> void:
-	t = Check.new()
-	for arg in OS.get_cmdline_user_args():
-		var kv := arg.split("=", true, 1)
-		args[kv[0]] = kv[1]
-	run.call_deferred()
-
-
-func wait_until(cond: Callable, timeout_s: float) -> bool:
-	var end := Time.get_ticks_msec() + int(timeout_s * 1000)
-	while Time.get_ticks_msec() < end:
-		if cond.call():
-			return true
-		await process_frame
-	return cond.call()
 
 
 func run() -> void:

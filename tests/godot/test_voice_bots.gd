@@ -1,4 +1,4 @@
-extends SceneTree
+extends "res://tests/live_test.gd"
 ## Phase 2: a Godot player among Python WebRTC bots on a live `hubbub serve examples/plaza.toml`
 ## (started with the bots by tests/godot/test_voice_bots.py).
 ## Args: url=ws://... token=<token> speaker=<pid> mover=<pid> sx=<x> sz=<z> (the speaking bot's spot)
@@ -6,33 +6,7 @@ extends SceneTree
 ## arrives forwarded (per-remote frames and level); walking away past forward_radius, its forwarded
 ## frames stop and it is heard in the mixed bed instead, quieter than near.
 
-const Check := preload("res://tests/check.gd")
-var t: RefCounted
-var args := {}
 var errors: Array[String] = []
-
-
-func _initialize() -> void:
-	t = Check.new()
-	for arg in OS.get_cmdline_user_args():
-		var kv := arg.split("=", true, 1)
-		args[kv[0]] = kv[1] if kv.size() > 1 else ""
-	run.call_deferred()
-
-
-func wait_until(cond: Callable, timeout_s: float) -> bool:
-	var end := Time.get_ticks_msec() + int(timeout_s * 1000)
-	while Time.get_ticks_msec() < end:
-		if cond.call():
-			return true
-		await process_frame
-	return cond.call()
-
-
-func wait(seconds: float) -> void:
-	var end := Time.get_ticks_msec() + int(seconds * 1000)
-	while Time.get_ticks_msec() < end:
-		await process_frame
 
 
 ## Walks the avatar in a straight line at `speed` m/s (the server corrects faster moves).
