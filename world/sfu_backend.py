@@ -88,6 +88,7 @@ class SfuMedia:
         self._active_levels: dict[int, float] = {}
         self._told: dict[int, tuple[int, ...]] = {}
         self._publishing: dict[int, tuple[bool, bool]] = {}
+        self._levels: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # last audio_levels()
 
     def bind(self, events: MediaEvents) -> None:
         self._events = events
@@ -169,7 +170,9 @@ class SfuMedia:
                 self._events.on_tracks(pid, audio=audio, video=video)
 
     def _observe_speakers(self, frame: TickFrame) -> bool:
-        levels = self.sfu.audio_levels(frame.ids)
+        ids, levels = self._levels
+        if ids is not frame.ids:
+            levels = self.sfu.audio_levels(frame.ids)
         if levels is None:
             levels = np.zeros(len(frame.ids))
         dbov = 20.0 * np.log10(np.maximum(levels, 1e-7))
@@ -256,7 +259,9 @@ class SfuMedia:
             self._events.send_to_websocket(pid, _encode_binary(msg), droppable=False)
 
     def audio_levels(self, ids: np.ndarray) -> np.ndarray | None:
-        return self.sfu.audio_levels(ids)
+        levels = self.sfu.audio_levels(ids)
+        self._levels = (ids, levels)  # the tick hands the same `ids` array to apply_tick: reuse them
+        return levels
 
     def stats(self) -> dict[str, Any]:
         """Totals for /healthz and /admin, plus every participant's per-track RTCP figures."""
