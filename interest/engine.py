@@ -64,7 +64,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from interest import grid, kernels
+from interest import grid, incremental, kernels
 from interest.csr import CsrDiff, CsrSets
 from interest.flags import AvatarFlags
 from interest.params import InterestParams, Zone
@@ -170,6 +170,9 @@ class InterestEngine:
         self._params = params or InterestParams()
         _check_params(self._params)
         self._state = _State.empty()
+        self._rows: _Rows | None = None
+        # What the last tick did: rows recomputed in full, and the incremental pass's counters.
+        self.counters: dict[str, int] = {}
 
     @property
     def params(self) -> InterestParams:
@@ -182,6 +185,7 @@ class InterestEngine:
 
     def reset(self) -> None:
         self._state = _State.empty()
+        self._rows = None
 
     def tick(
         self,
@@ -226,23 +230,68 @@ class InterestEngine:
         grid_v = grid.build(*build, w.pub_v, uids, w.group, w.pub_a, p.video_max, p.video_radius * widen, n)
         tiers = np.array([t.distance for t in p.position_tiers], dtype=np.float64)
         removed = tuple(np.zeros(prev.sets[c].nnz, dtype=np.uint8) for c in CATEGORIES)
-        out_src = tuple(np.empty((n, int(k)), dtype=np.int32) for k in caps)
-        out_attr = tuple(np.empty((n, int(k)), dtype=np.int8) for k in caps)
-        out_status = tuple(np.empty((n, int(k)), dtype=np.int8) for k in caps)
-        out_cnt = np.zeros((4, n), dtype=np.int32)
-        n_chunks = max(1, min(-(-n // _CHUNK), _CHUNKS_PER_THREAD * numba.get_num_threads()))
-        chunks = np.linspace(0, n, n_chunks + 1).astype(np.int64)
-        with numba.parallel_chunksize(1):  # hand chunks out dynamically (see kernels)
-            kernels.listener_pass(
-                w.x, w.y, w.z, uids, order, w.group, w.speaking.view(np.uint8),
-                grid_p, grid_a, grid_v, merged, radii, caps, tiers, float(p.hysteresis),
-                w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd,
-                cur2prev, prev2cur,
-                tuple(prev.sets[c].indptr for c in CATEGORIES),
-                tuple(prev.src[c] for c in CATEGORIES),
-                tuple(prev.sets[c].attr.view(np.int8) for c in CATEGORIES),
-                removed, out_src, out_attr, out_status, out_cnt, chunks, len(w.rule_src),
+        rows = self._rows
+        fresh = rows is None or rows.params is not p or len(prev.ids) == 0 or n == 0
+        if fresh:
+            rows = _Rows.empty(n, caps, p)
+            full = np.ones(n, dtype=bool)
+            moved = changed = np.zeros(n, dtype=np.uint8)
+        else:
+            assert rows is not None
+            if not np.array_equal(prev.ids, w.ids):
+                rows = rows.remapped(cur2prev, prev2cur, w, uids)
+            full, moved, changed = rows.classify(w)
+        out_status = tuple(np.zeros((n, int(k)), dtype=np.int8) for k in caps)
+        kf, km, kv, kp = (int(k) for k in caps)
+        speaking = w.speaking.view(np.uint8)
+        p_ptr = tuple(prev.sets[c].indptr for c in CATEGORIES)
+        state = rows
+
+        def recompute(todo: I32) -> None:
+            """The full pass (`kernels`) for these rows, then their separators."""
+            if not len(todo):
+                return
+            with numba.parallel_chunksize(1):  # hand chunks out dynamically (see kernels)
+                kernels.listener_pass(
+                    w.x, w.y, w.z, uids, order, w.group, speaking,
+                    grid_p, grid_a, grid_v, merged, radii, caps, tiers, float(p.hysteresis),
+                    w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd,
+                    cur2prev, prev2cur, p_ptr,
+                    tuple(prev.src[c] for c in CATEGORIES),
+                    tuple(prev.sets[c].attr.view(np.int8) for c in CATEGORIES),
+                    removed, state.src, state.attr, out_status, state.cnt, state.over,
+                    todo, _chunks(len(todo)), len(w.rule_src),
+                )  # fmt: skip
+            incremental.seal(
+                todo, w.x, w.y, w.z, uids, speaking, kf, km, kv, kp,
+                state.cnt, state.src, state.attr, state.sep,
             )  # fmt: skip
+
+        recompute(np.flatnonzero(full).astype(np.int32))
+        inc_rows = np.flatnonzero(~full).astype(np.int32)
+        if len(inc_rows):
+            changed_visible = changed.view(bool) & w.visible
+            # changed sources are sparse, but listeners query them at the same reach as grid_p's
+            grid_x = grid.build(
+                *build, changed_visible, uids, w.group, w.pub_a, pos_cap, pos_radius, n, grid_p.cell
+            )
+            bail = np.zeros(n, np.uint8)
+            chunks = _chunks(len(inc_rows))
+            counters = np.zeros((len(chunks) - 1, len(incremental.COUNTERS)), np.int64)
+            with numba.parallel_chunksize(1):
+                incremental.update_pass(
+                    inc_rows, moved, changed, w.x, w.y, w.z, uids, order, w.group,
+                    w.visible.view(np.uint8), w.pub_a.view(np.uint8), w.pub_v.view(np.uint8), speaking,
+                    grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, float(p.hysteresis),
+                    w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd, rows.cnt, rows.src, rows.attr,
+                    rows.sep, cur2prev, p_ptr, out_status, removed, bail, chunks, counters, _row_flags(w),
+                )  # fmt: skip
+            bailed = np.flatnonzero(bail).astype(np.int32)
+            recompute(bailed)
+            self.counters = dict(zip(incremental.COUNTERS, counters.sum(axis=0).tolist(), strict=True))
+            self.counters["full"] = int(full.sum()) + len(bailed)
+        self._rows = rows.advanced(w)
+        out_cnt, out_src, out_attr = rows.cnt, rows.src, rows.attr
         sets: dict[str, CsrSets] = {}
         srcs: dict[str, I32] = {}
         diffs: dict[str, CsrDiff] = {}
@@ -271,6 +320,96 @@ class InterestEngine:
             positions=sets["positions"],
             diffs=TickDiffs(**diffs),
         )
+
+
+def _chunks(m: int) -> I64:
+    """Bounds of the parallel chunks over m rows."""
+    n_chunks = max(1, min(-(-m // _CHUNK), _CHUNKS_PER_THREAD * numba.get_num_threads()))
+    return np.linspace(0, m, n_chunks + 1).astype(np.int64)
+
+
+@dataclass
+class _Rows:
+    """Every listener's sets as fixed-width rows (the state `incremental` updates in place), their
+    separators, and last tick's inputs per row, to tell what changed. Rows are in this tick's
+    numbering once `remapped`; ``known`` is False for rows that joined."""
+
+    params: InterestParams
+    cnt: npt.NDArray[np.int32]  # (4, n)
+    src: tuple[I32, I32, I32, I32]  # (n, cap) source rows per category
+    attr: tuple[npt.NDArray[np.int8], ...]
+    sep: npt.NDArray[np.uint64]  # (4, n)
+    over: npt.NDArray[np.uint8]  # (n,) more flat sources than places
+    known: BoolA
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.float32]
+    z: npt.NDArray[np.float32]
+    flags: npt.NDArray[np.uint8]  # visible | pub_a << 1 | pub_v << 2 | speaking << 3
+    group: I64
+
+    @staticmethod
+    def empty(n: int, caps: I64, params: InterestParams) -> _Rows:
+        z32 = np.zeros(n, np.float32)
+        return _Rows(
+            params,
+            np.zeros((4, n), np.int32),
+            tuple(np.zeros((n, int(k)), np.int32) for k in caps),  # type: ignore[arg-type]
+            tuple(np.zeros((n, int(k)), np.int8) for k in caps),
+            np.full((4, n), incremental.NONE, np.uint64),
+            np.zeros(n, np.uint8),
+            np.zeros(n, dtype=bool),
+            z32, z32, z32, np.zeros(n, np.uint8), np.zeros(n, np.int64),
+        )  # fmt: skip
+
+    def remapped(self, cur2prev: I64, prev2cur: I32, w: _World, rank: npt.NDArray[np.uint64]) -> _Rows:
+        n = w.n
+        known = cur2prev >= 0
+        idx = np.where(known, cur2prev, 0)
+        new = _Rows.empty(n, np.array([a.shape[1] for a in self.src], np.int64), self.params)
+        incremental.remap(
+            cur2prev, prev2cur, self.cnt, self.src, self.attr, self.sep, self.over,
+            new.cnt, new.src, new.attr, new.sep, new.over,
+        )  # fmt: skip
+        new.known = known
+        new.x, new.y, new.z = self.x[idx], self.y[idx], self.z[idx]
+        new.flags = np.where(known, self.flags[idx], 0).astype(np.uint8)
+        new.group = self.group[idx]
+        # Separators compare keys, and keys tie-break by id rank, which joins and leaves shift
+        # (keeping the order of the ids that stay): recompute them from last tick's distances.
+        kf, km, kv, kp = (a.shape[1] for a in self.src)
+        incremental.seal(
+            np.flatnonzero(known).astype(np.int32), new.x, new.y, new.z, rank,
+            (new.flags >> 3) & 1, kf, km, kv, kp, new.cnt, new.src, new.attr, new.sep,
+        )  # fmt: skip
+        return new
+
+    def classify(self, w: _World) -> tuple[BoolA, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """Rows to recompute in full, listeners that moved, and sources that changed. In full: rows
+        that joined, listeners that crossed a private wall, and rows with more flat sources than
+        places (rare; then distances order the flat sources)."""
+        k = self.known
+        moved = k & ((self.x != w.x) | (self.y != w.y) | (self.z != w.z))
+        regroup = k & (self.group != w.group)
+        changed = ~k | moved | regroup | (self.flags != _row_flags(w))
+        full = ~k | regroup | (self.over != 0) | moved
+        return full, moved.astype(np.uint8), changed.astype(np.uint8)
+
+    def advanced(self, w: _World) -> _Rows:
+        """These rows with this tick's inputs remembered for the next tick."""
+        return _Rows(
+            self.params, self.cnt, self.src, self.attr, self.sep, self.over, np.ones(w.n, dtype=bool),
+            w.x, w.y, w.z, _row_flags(w), w.group,
+        )  # fmt: skip
+
+
+def _row_flags(w: _World) -> npt.NDArray[np.uint8]:
+    flags: npt.NDArray[np.uint8] = (
+        w.visible.astype(np.uint8)
+        | (w.pub_a.astype(np.uint8) << 1)
+        | (w.pub_v.astype(np.uint8) << 2)
+        | (w.speaking.astype(np.uint8) << 3)
+    ).astype(np.uint8)
+    return flags
 
 
 def warm_up() -> float:

@@ -145,8 +145,10 @@ def build(
     cap: int,
     radius: float,
     n_listeners: int,
+    cell_size: float | None = None,
 ) -> Grid:
-    """The grid of the sources in `members`, with cells sized for `cap` nearest within `radius`."""
+    """The grid of the sources in `members`, with cells sized for `cap` nearest within `radius`
+    (or `cell_size` metres)."""
     rows = np.flatnonzero(members).astype(np.int32)
     m = len(rows)
     if m == 0:
@@ -159,6 +161,8 @@ def build(
         span_z = max(float(zs.max()) - loz, 1e-3)
     if CELL_OVERRIDE is not None:
         cell = float(CELL_OVERRIDE)
+    elif cell_size is not None:
+        cell = cell_size
     elif m == 0 or m * n_listeners <= DENSE_PAIRS or radius <= 0:
         cell = 2.0 * max(span_x, span_z) + 1.0  # one cell
     else:

@@ -304,11 +304,7 @@ def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                             ez = sz[i] - qz
                             d2 = (ex * ex + ey * ey) + ez * ez
                             fd2 = np.float64(d2)
-                            if (
-                                capc > 0
-                                and fd2 <= wd_c
-                                and (d2 < r2c or ((bits & bitc) and d2 < w2c))
-                            ):
+                            if capc > 0 and fd2 <= wd_c and (d2 < r2c or ((bits & bitc) and d2 < w2c)):
                                 key = _key(d2, srank[i])
                                 if key < worst_c:  # inline append: a call per candidate costs refcounts
                                     if nc == size_c:
@@ -332,11 +328,7 @@ def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                                     if key < worst_a:
                                         ha[na] = key
                                         na += 1
-                            if (
-                                capb > 0
-                                and fd2 <= wd_b
-                                and (d2 < r2b or ((bits & (_PF | _PM)) and d2 < w2b))
-                            ):
+                            if capb > 0 and fd2 <= wd_b and (d2 < r2b or ((bits & (_PF | _PM)) and d2 < w2b)):
                                 key = _key(d2, srank[i])
                                 if key < worst_b:
                                     if nb == size_b:
@@ -389,7 +381,9 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
     out_attr,  # 4-tuple of int8[n, cap]
     out_status,  # 4-tuple of int8[n, cap]
     out_cnt,  # int32[4, n]
-    chunks,  # int64[C+1]
+    over,  # uint8[n] (out): more flat sources than places (their order matters)
+    rows,  # int32[R]: the listeners to compute
+    chunks,  # int64[C+1]: chunks of `rows`
     max_flat,
 ):
     n = len(rank)
@@ -415,7 +409,7 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
         tmp = np.empty(big, np.uint64)
         counts = np.empty(big + 2, np.int64)
         _listeners(
-            chunks[ch], chunks[ch + 1], x, y, z, rank, order, group, speaking, grid_p, grid_a,
+            chunks[ch], chunks[ch + 1], rows, over, x, y, z, rank, order, group, speaking, grid_p, grid_a,
             grid_v, merged, radii, kf, km, kv, kp, tiers, n_tiers, hysteresis, rule_lis, rule_ptr, rule_src,
             rule_fwd, n_rules, cur2prev, prev2cur, p_ptr, p_src, p_attr, removed, out_src, out_attr,
             out_status, out_cnt, mask, ptier, fb, fb.view(np.uint32), hf, hm, hv,
@@ -425,13 +419,14 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
 
 @njit(cache=True, nogil=True)
 def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    lo, hi, x, y, z, rank, order, group, speaking, grid_p, grid_a, grid_v, merged, radii,
+    lo, hi, rows, over, x, y, z, rank, order, group, speaking, grid_p, grid_a, grid_v, merged, radii,
     kf, km, kv, kp, tiers, n_tiers, hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd,
     n_rules, cur2prev, prev2cur, p_ptr, p_src, p_attr, removed, out_src, out_attr,
     out_status, out_cnt, mask, ptier, fb, ub, hf, hm, hv, hp, flat_rows, flat_f, flat_m,
     tmp, counts,
 ):  # fmt: skip
-    for a in range(lo, hi):
+    for ii in range(lo, hi):
+        a = rows[ii]
         qx = x[a]
         qy = y[a]
         qz = z[a]
@@ -490,6 +485,7 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 flat_m[nfm] = key
                 nfm += 1
         _sort_keys(flat_f, nff, tmp, counts)
+        over[a] = nff > kf or nfm + max(nff - kf, 0) > km
         # Flat "forward" pairs beyond the cap overflow into the mix, ordered by (d2, id) there.
         take_f = min(nff, kf)
         for j in range(take_f, nff):

@@ -25,8 +25,9 @@ def result_state(result: TickResult) -> State:
 
 
 def ordered(state: State) -> dict[str, dict[int, list[tuple[int, object]]]]:
-    """Same content with each row as an ordered list, so priority order is compared too."""
-    return {c: {lid: list(row.items()) for lid, row in rows.items()} for c, rows in state.items()}
+    """Same content with each row as a list sorted by id: rows are sets (the engine keeps kept
+    entries in place and appends new ones, so its order is not the priority order)."""
+    return {c: {lid: sorted(row.items()) for lid, row in rows.items()} for c, rows in state.items()}
 
 
 def quats(n: int) -> np.ndarray:
