@@ -18,8 +18,10 @@ class CsrSets:
     """Row ``i`` is ``ids[indptr[i]:indptr[i+1]]`` with attribute ``attr`` for each entry.
 
     `attr` is the per-entry attribute of the category: ``flat`` (bool) for audio, the position tier
-    index (int8) for positions, all zeros for video. Rows are in the order of the category's priority
-    (nearest first, see the engine docstring).
+    index (int8) for positions, all zeros for video. A row is a set: its order is deterministic but
+    not meaningful (the engine keeps last tick's entries in place and puts new ones in the gaps, so
+    that a tick touches only what changed). Which entries win a capped row is the engine's priority
+    order (see its docstring).
     """
 
     indptr: npt.NDArray[np.int64]

@@ -41,17 +41,23 @@ current speaker when its level is at least ``params.speaking_threshold``. Bad in
 ValueError with a message and leaves the engine's state untouched.
 
 Representation: every category is a `CsrSets` (indptr, ids, attr), rows aligned with the input
-order, entries in priority order; `TickResult.diffs` has added / removed / changed per category.
+order; a row is a set (its order is deterministic, not meaningful); `TickResult.diffs` has added /
+removed / changed per category.
 
-Cost: every tick is a full recompute in one compiled pass (`interest.kernels`, numba): per
-listener a ring search over a grid of each category's sources (`interest.grid`), small sorted top-k
-buffers keyed by the exact priority order, hysteresis and diffs against last tick's rows (kept by
-source row, remapped through the ids). Listeners run in parallel chunks. Flat zone pairs are
-enumerated per listener (|stage publishers| per audience member, |members| per meeting member), so
-keep meetings small. Measured times are in docs/bench/interest.md.
+Cost: two compiled paths (numba) that give the same sets.
+- Full recompute (`interest.kernels`) for listeners that moved, joined or crossed a private wall
+  (and on the first tick or a parameter reload): a ring search over a grid of each category's
+  sources (`interest.grid`), small sorted top-k buffers keyed by the exact priority order,
+  hysteresis and diffs against last tick's rows.
+- Incremental update (`interest.incremental`) for every other listener: only the sources that
+  changed near it are examined against a per-row separator key, and a row is edited in place
+  where a member leaves or enters.
+Listeners run in parallel chunks. Flat zone pairs are enumerated per listener (|stage publishers|
+per audience member, |members| per meeting member), so keep meetings small. Measured times are in
+docs/bench/interest.md. `InterestEngine.counters` says what the last tick did.
 
-Determinism: every choice is a total order on integer keys (see `interest.kernels`), so the same input
-gives the same output. Orientations are accepted (and validated) but not used yet: reserved for
+Determinism: every choice is a total order on integer keys (see `interest.kernels`), so the same
+inputs give the same outputs. Orientations are accepted (and validated) but not used yet: reserved for
 view-dependent video.
 """
 
@@ -268,12 +274,14 @@ class InterestEngine:
             )  # fmt: skip
 
         recompute(np.flatnonzero(full).astype(np.int32))
+        self.counters = dict.fromkeys(incremental.COUNTERS, 0)
+        self.counters["full"] = int(full.sum())
         inc_rows = np.flatnonzero(~full).astype(np.int32)
         if len(inc_rows):
             changed_visible = changed.view(bool) & w.visible
-            # changed sources are sparse, but listeners query them at the same reach as grid_p's
+            # changed sources are a tenth or so of all: cells a few times grid_p's hold about as many
             grid_x = grid.build(
-                *build, changed_visible, uids, w.group, w.pub_a, pos_cap, pos_radius, n, grid_p.cell
+                *build, changed_visible, uids, w.group, w.pub_a, pos_cap, pos_radius, n, 3.0 * grid_p.cell
             )
             bail = np.zeros(n, np.uint8)
             chunks = _chunks(len(inc_rows))

@@ -564,7 +564,14 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         m = 0
         cx0, cx1, cz0, cz1, gnx = _cells(gr, qx, qz, reach)
         for iz in range(cz0, cz1 + 1):
+            bz = gr[1] + iz * gr[2]
+            dz = max(abs(bz - np.float64(qz)), abs(bz + gr[2] - np.float64(qz)))
             for ix in range(cx0, cx1 + 1):
+                if floor > 0.0:  # a cell wholly inside the bar's circle holds no candidate
+                    bx = gr[0] + ix * gr[2]
+                    dx = max(abs(bx - np.float64(qx)), abs(bx + gr[2] - np.float64(qx)))
+                    if (dx * dx + dz * dz) * _GROW < floor:
+                        continue
                 cc = iz * gnx + ix
                 for i in range(start[cc], start[cc + 1]):
                     ex = sx[i] - qx
@@ -605,7 +612,7 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         reach = min(reach * 2.25, wide)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tier(d, prev, tiers, hysteresis):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     n_tiers = len(tiers)
     if n_tiers == 0:

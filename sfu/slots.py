@@ -1,9 +1,10 @@
 """Stable slot assignment: which source each of a listener's fixed slots carries.
 
 A listener's peer connection has a fixed number of audio (and video) slots, created at join. When the
-interest engine hands over a new ordered list of wanted sources (nearest first), sources that already
-have a slot keep it (so the client's per-slot panner does not jump), newcomers take the lowest free
-slots, and sources beyond the capacity are dropped (they are the farthest ones).
+interest engine hands over a new list of wanted sources (never more than the slots: the engine caps
+it), sources that already have a slot keep it (so the client's per-slot panner does not jump),
+newcomers take the lowest free slots, and sources beyond the capacity (if a caller passes more, in
+priority order) are dropped.
 """
 
 from __future__ import annotations

@@ -108,3 +108,20 @@ def test_incremental_equals_full_recompute(seed: int) -> None:
             levels = np.concatenate([levels[keep], np.zeros(len(new_ids), np.float32)])
             perm = rng.permutation(len(ids))
             ids, pos, flags, levels = ids[perm], pos[perm], flags[perm], levels[perm]
+
+
+def test_only_moving_listeners_are_recomputed_in_full() -> None:
+    """The counters say what a tick did: the first tick recomputes everybody, a tick where one
+    avatar moved recomputes only that listener and examines only what changed near the others."""
+    rng = np.random.default_rng(5)
+    ids, pos, flags, levels = _world(400, rng, 60.0)
+    e = InterestEngine(InterestParams(position_max=32, max_mixed=16))
+    e.tick(ids, pos, quats(len(ids)), flags, levels)
+    assert e.counters["full"] == len(ids)
+    e.tick(ids, pos, quats(len(ids)), flags, levels)
+    assert e.counters["full"] == 0 and e.counters["rows"] == 0  # nothing changed: nothing to look at
+    pos[7, 0] += 0.5
+    r = e.tick(ids, pos, quats(len(ids)), flags, levels)
+    assert e.counters["full"] == 1
+    assert 0 < e.counters["rows"] < len(ids)  # only listeners near the mover had anything to examine
+    assert r.positions.nnz > 0
