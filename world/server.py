@@ -15,6 +15,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from world import __version__, protocol
+from world.allocator import keep_freed_memory
 from world.config import Config, ConfigError, WorldConfig, load_config
 from world.http import RTC_PATH, process_request
 from world.media import MediaBackend, NullMedia
@@ -87,6 +88,7 @@ class Hubbub:
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Start worlds and listen. Returns the bound port (useful with port 0)."""
+        keep_freed_memory()  # no page faults on each tick's big arrays (see world/allocator.py)
         # Compile the interest/mixer kernels now rather than inside the first tick (cached on disk).
         seconds = await asyncio.to_thread(warm_kernels)
         log.info("kernels ready in %.1f s", seconds)
