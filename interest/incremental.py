@@ -48,7 +48,7 @@ from interest.kernels import _NOT_SPEAKING, _RANK, ADDED, CHANGED, _key, _key_d2
 NONE = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 # What the incremental pass did (summed over chunks): rows with something to examine, sources
 # examined, cap restorations by eviction and by search, rows rewritten, evictions of the bar source.
-COUNTERS = ("rows", "examined", "evictions", "searches", "rewrites", "quick evictions")
+COUNTERS = ("rows", "examined", "evictions", "searches", "rewrites", "quick_evictions")
 _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 F, M, V, P = 0, 1, 2, 3

@@ -70,6 +70,13 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
             registry=r,
         )
+        self.interest = Counter(
+            "hubbub_interest",
+            "Interest engine work, by kind: rows recomputed in full, rows updated incrementally, sources"
+            " examined, cap restorations (searches, evictions, quick evictions), rows rewritten",
+            ["world", "kind"],
+            registry=r,
+        )
         self.poses_accepted = Counter("hubbub_poses_accepted", "Client poses accepted as sent", registry=r)
         self.poses_rejected = Counter(
             "hubbub_poses_rejected",

@@ -72,7 +72,11 @@ class TickLoop:
             except Exception:  # a bug in one tick must not stop the world
                 log.exception("%s: tick %d failed", self.world.name, self.tick)
             self.last_duration = time.perf_counter() - started
-            self.world.metrics.tick_seconds.labels(self.world.name).observe(self.last_duration)
+            metrics = self.world.metrics
+            metrics.tick_seconds.labels(self.world.name).observe(self.last_duration)
+            for kind, count in self.world.interest.engine.counters.items():
+                if count:
+                    metrics.interest.labels(self.world.name, kind).inc(count)
             next_at += self.period
             now = loop.time()
             if next_at < now - self.period:  # fell behind: skip ticks instead of bursting

@@ -52,6 +52,14 @@ async def test_healthz_and_metrics(harness: Harness) -> None:
     assert 'hubbub_participants{world="plaza"} 1.0' in text
     assert 'hubbub_messages_in_total{type="join"} 1.0' in text
     assert "hubbub_tick_seconds_bucket" in text
+    # the interest engine's work: ann's first tick is a full recompute of her row
+    want = 'hubbub_interest_total{kind="full",world="plaza"}'
+    for _ in range(100):
+        if want in text:
+            break
+        await asyncio.sleep(0.02)
+        text = (await fetch(f"{harness.http}/metrics"))[1].decode()
+    assert want in text
 
 
 async def test_placeholder_page_and_404(harness: Harness) -> None:
