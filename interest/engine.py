@@ -269,7 +269,7 @@ class InterestEngine:
                     todo, _chunks(len(todo)), len(w.rule_src),
                 )  # fmt: skip
             incremental.seal(
-                todo, w.x, w.y, w.z, uids, speaking, kf, km, kv, kp,
+                todo, w.x, w.y, w.z, uids, w.sflags, kf, km, kv, kp,
                 state.cnt, state.src, state.attr, state.sep,
             )  # fmt: skip
 
@@ -288,11 +288,10 @@ class InterestEngine:
             counters = np.zeros((len(chunks) - 1, len(incremental.COUNTERS)), np.int64)
             with numba.parallel_chunksize(1):
                 incremental.update_pass(
-                    inc_rows, moved, changed, w.x, w.y, w.z, uids, order, w.group,
-                    w.visible.view(np.uint8), w.pub_a.view(np.uint8), w.pub_v.view(np.uint8), speaking,
+                    inc_rows, moved, changed, w.x, w.y, w.z, uids, order, w.group, w.sflags,
                     grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, float(p.hysteresis),
                     w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd, rows.cnt, rows.src, rows.attr,
-                    rows.sep, cur2prev, p_ptr, out_status, removed, bail, chunks, counters, _row_flags(w),
+                    rows.sep, cur2prev, p_ptr, out_status, removed, bail, chunks, counters,
                 )  # fmt: skip
             bailed = np.flatnonzero(bail).astype(np.int32)
             recompute(bailed)
@@ -352,7 +351,7 @@ class _Rows:
     x: npt.NDArray[np.float32]
     y: npt.NDArray[np.float32]
     z: npt.NDArray[np.float32]
-    flags: npt.NDArray[np.uint8]  # visible | pub_a << 1 | pub_v << 2 | speaking << 3
+    flags: npt.NDArray[np.uint8]  # last tick's `_World.sflags`
     group: I64
 
     @staticmethod
@@ -387,7 +386,7 @@ class _Rows:
         kf, km, kv, kp = (a.shape[1] for a in self.src)
         incremental.seal(
             np.flatnonzero(known).astype(np.int32), new.x, new.y, new.z, rank,
-            (new.flags >> 3) & 1, kf, km, kv, kp, new.cnt, new.src, new.attr, new.sep,
+            new.flags, kf, km, kv, kp, new.cnt, new.src, new.attr, new.sep,
         )  # fmt: skip
         return new
 
@@ -398,7 +397,7 @@ class _Rows:
         k = self.known
         moved = k & ((self.x != w.x) | (self.y != w.y) | (self.z != w.z))
         regroup = k & (self.group != w.group)
-        changed = ~k | moved | regroup | (self.flags != _row_flags(w))
+        changed = ~k | moved | regroup | (self.flags != w.sflags)
         full = ~k | regroup | (self.over != 0) | moved
         return full, moved.astype(np.uint8), changed.astype(np.uint8)
 
@@ -406,18 +405,8 @@ class _Rows:
         """These rows with this tick's inputs remembered for the next tick."""
         return _Rows(
             self.params, self.cnt, self.src, self.attr, self.sep, self.over, np.ones(w.n, dtype=bool),
-            w.x, w.y, w.z, _row_flags(w), w.group,
+            w.x, w.y, w.z, w.sflags, w.group,
         )  # fmt: skip
-
-
-def _row_flags(w: _World) -> npt.NDArray[np.uint8]:
-    flags: npt.NDArray[np.uint8] = (
-        w.visible.astype(np.uint8)
-        | (w.pub_a.astype(np.uint8) << 1)
-        | (w.pub_v.astype(np.uint8) << 2)
-        | (w.speaking.astype(np.uint8) << 3)
-    ).astype(np.uint8)
-    return flags
 
 
 def warm_up() -> float:
@@ -473,6 +462,7 @@ class _World:
     pub_a: BoolA
     pub_v: BoolA
     speaking: BoolA
+    sflags: npt.NDArray[np.uint8]  # visible | pub_a << 1 | pub_v << 2 | speaking << 3
     group: I64  # privacy label: pairs must share it
     rule_lis: npt.NDArray[np.uint8]  # (rules, n): who hears the rule's sources flat
     rule_ptr: I64
@@ -517,6 +507,13 @@ class _World:
         w.pub_a = w.visible & ((fl & AvatarFlags.PUBLISH_AUDIO) != 0)
         w.pub_v = w.visible & ((fl & AvatarFlags.PUBLISH_VIDEO) != 0)
         w.speaking = lv >= np.float32(params.speaking_threshold)
+        # the same four bits in one byte per avatar, as the incremental pass reads them
+        w.sflags = (
+            w.visible.astype(np.uint8)
+            | (w.pub_a.astype(np.uint8) << 1)
+            | (w.pub_v.astype(np.uint8) << 2)
+            | (w.speaking.astype(np.uint8) << 3)
+        ).astype(np.uint8)
         w._zones(params.zones, pos)
         return w
 

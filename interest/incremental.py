@@ -111,15 +111,16 @@ def _gather(g, li, qx, qy, qz, r2, mark, xs, nx_):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _eligible(c, s, li, g, d2, b, visible, pub_a, pub_v, group, r2, w2):  # type: ignore[no-untyped-def]  # pragma: no cover
-    if s == li or not visible[s] or group[s] != g:
+def _eligible(c, s, li, g, d2, b, sflags, group, r2, w2):  # type: ignore[no-untyped-def]  # pragma: no cover
+    f = sflags[s]
+    if s == li or not (f & 1) or group[s] != g:
         return False
     if c <= 1:
-        if not pub_a[s] or (b & _FL):
+        if not (f & 2) or (b & _FL):
             return False
         if c == 1 and (b & (_CUR << 0)):  # forwarded now: not mixed
             return False
-    elif c == 2 and not pub_v[s]:
+    elif c == 2 and not (f & 4):
         return False
     prev = (b & (_PREV | (_PREV << 1))) if c == 1 else (b & (_PREV << c))
     return d2 < r2 or (prev != 0 and d2 < w2)
@@ -139,9 +140,9 @@ def _xinfo(i, s, li, g, x, y, z, qx, qy, qz, rank, group, sflags, xd2, xk, xf): 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _ckey(c, s, d2, rank, speaking):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _ckey(c, s, d2, rank, sflags):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     key = _key(d2, rank[s])
-    if c == 0 and not speaking[s]:
+    if c == 0 and not (sflags[s] & 8):
         key |= _NOT_SPEAKING
     return key
 
@@ -174,7 +175,7 @@ def _row_caps(li, kf, km, kv, kp, cnt, attr_f, attr_m, out):  # type: ignore[no-
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def seal(rows, x, y, z, rank, speaking, kf, km, kv, kp, cnt, src, attr, sep):  # type: ignore[no-untyped-def]  # pragma: no cover
+def seal(rows, x, y, z, rank, sflags, kf, km, kv, kp, cnt, src, attr, sep):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Separators of rows whose sets are exact (fresh from the full recompute, or remapped after
     ids changed: key order among surviving ids is unchanged). An entry whose source left the
     world (src < 0) still counts towards the cap: the next pass removes it and refills."""
@@ -198,7 +199,7 @@ def seal(rows, x, y, z, rank, speaking, kf, km, kv, kp, cnt, src, attr, sep):  #
                 n_sp += 1
                 s = src[c][li, j]
                 if s >= 0:
-                    k = _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, speaking)
+                    k = _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, sflags)
                     best = max(best, k)
             sep[c, li] = best if n_sp >= cap else NONE
 
@@ -232,7 +233,8 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     rows,  # int32[R]: the rows to update (not the full-recompute ones)
     moved,  # uint8[n]: the listener moved (all its distances changed)
     changed,  # uint8[n]: the source changed (position, flags, speaking, group, joined)
-    x, y, z, rank, order, group, visible, pub_a, pub_v, speaking,
+    x, y, z, rank, order, group,
+    sflags,  # uint8[n]: visible | publishes audio << 1 | video << 2 | speaking << 3
     grid_p, grid_a, grid_v, grid_x,
     radii,  # float32[8]: r², wide r² per category
     kf, km, kv, kp,
@@ -244,7 +246,6 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     bail,  # uint8[n] (out): rows left untouched for the full recompute (flat overflow)
     chunks,
     counters,  # int64[chunks, 8] (out): see COUNTERS
-    sflags,  # uint8[n]: visible | publishes audio << 1 | video << 2 | speaking << 3
 ):  # fmt: skip
     n = len(x)
     for ch in prange(len(chunks) - 1):
@@ -265,11 +266,11 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         need = np.empty(4, np.float64)
         tally = np.zeros(16, np.int64)  # counted here, copied once: no false sharing
         _update_rows(
-                chunks[ch], chunks[ch + 1], rows, moved, changed, x, y, z, rank, order, group, visible,
-                pub_a, pub_v, speaking, grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers,
+                chunks[ch], chunks[ch + 1], rows, moved, changed, x, y, z, rank, order, group,
+                sflags, grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers,
                 hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev,
                 pptr, status, removed, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat,
-                caps, need, tally, rpos, sflags, xk, xf,
+                caps, need, tally, rpos, xk, xf,
             )  # fmt: skip
         for k in range(counters.shape[1]):
             counters[ch, k] = tally[k]
@@ -277,11 +278,11 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    lo, hi, rows, moved, changed, x, y, z, rank, order, group, visible, pub_a, pub_v, speaking,
+    lo, hi, rows, moved, changed, x, y, z, rank, order, group, sflags,
     grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, hysteresis,
     rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev, pptr, status,
     removed, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, caps, need, counters, rpos,
-    sflags, xk, xf,
+    xk, xf,
 ):  # fmt: skip
     for ii in range(lo, hi):
         li = rows[ii]
@@ -457,7 +458,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                         if sc[li, j] == s:
                             member = c > 1 or ac[li, j] == 0
                             break
-                if member and _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, speaking) == bar:
+                if member and _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, sflags) == bar:
                     if not (b & _X):
                         nx_ = _join(li, s, cnt, src, attr, mark, ptier, xs, nx_, rpos)
                         _xinfo(nx_ - 1, s, li, g, x, y, z, qx, qy, qz, rank, group, sflags, xd2, xk, xf)
@@ -476,7 +477,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                         continue
                     b = mark[s]
                     if (b & cur) if (b & _X) else (c > 1 or ac[li, j] == 0):
-                        kbuf[m] = _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, speaking)
+                        kbuf[m] = _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, sflags)
                         m += 1
                 for i in range(nx_):
                     s = xs[i]
@@ -510,7 +511,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 counters[3] += 1
                 m = _refill(
                     c, cap - n_sp, gr, li, qx, qy, qz, g, bar, r2, w2, mark, kbuf,
-                    visible, pub_a, pub_v, group, rank, speaking,
+                    sflags, group, rank,
                 )  # fmt: skip
                 if c == 1:
                     for j in range(cnt[0, li]):
@@ -547,7 +548,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     c, want, gr, li, qx, qy, qz, g, bar, r2, w2, mark, kbuf,
-    visible, pub_a, pub_v, group, rank, speaking,
+    sflags, group, rank,
 ):  # fmt: skip
     """The `want` smallest keys above `bar` among eligible sources (in kbuf, sorted; returns how
     many). Above the bar means not a member. Squares of growing size are searched until the
@@ -585,10 +586,10 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                     b = mark[s]
                     if b & _MB:
                         continue
-                    key = _ckey(c, s, d2, rank, speaking)
+                    key = _ckey(c, s, d2, rank, sflags)
                     if key <= bar:
                         continue
-                    if not _eligible(c, s, li, g, d2, b, visible, pub_a, pub_v, group, r2, w2):
+                    if not _eligible(c, s, li, g, d2, b, sflags, group, r2, w2):
                         continue
                     # keep the `want` smallest, sorted (want is small: a few leavers)
                     if m < want:
