@@ -392,8 +392,9 @@ class _Rows:
 
     def classify(self, w: _World) -> tuple[BoolA, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
         """Rows to recompute in full, listeners that moved, and sources that changed. In full: rows
-        that joined, listeners that crossed a private wall, and rows with more flat sources than
-        places (rare; then distances order the flat sources)."""
+        that joined, listeners that moved (every distance of theirs changed: the full pass measured
+        cheaper than the incremental one for them) or crossed a private wall, and rows with more
+        flat sources than places (rare; then distances order the flat sources)."""
         k = self.known
         moved = k & ((self.x != w.x) | (self.y != w.y) | (self.z != w.z))
         regroup = k & (self.group != w.group)
