@@ -248,6 +248,9 @@ class InterestEngine:
                 rows = rows.remapped(cur2prev, prev2cur, w, uids)
             full, moved, changed = rows.classify(w)
         out_status = tuple(np.zeros((n, int(k)), dtype=np.int8) for k in caps)
+        # (category, row) pairs whose statuses or removed flags were written: the compaction reads
+        # statuses and flags of these only
+        dirty = np.zeros((4, n), dtype=np.uint8)
         kf, km, kv, kp = (int(k) for k in caps)
         speaking = w.speaking.view(np.uint8)
         p_ptr = tuple(prev.sets[c].indptr for c in CATEGORIES)
@@ -257,6 +260,7 @@ class InterestEngine:
             """The full pass (`kernels`) for these rows, then their separators."""
             if not len(todo):
                 return
+            dirty[:, todo] = 1
             with numba.parallel_chunksize(1):  # hand chunks out dynamically (see kernels)
                 kernels.listener_pass(
                     w.x, w.y, w.z, uids, order, w.group, speaking,
@@ -291,7 +295,7 @@ class InterestEngine:
                     inc_rows, moved, changed, w.x, w.y, w.z, uids, order, w.group, w.sflags,
                     grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, float(p.hysteresis),
                     w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd, rows.cnt, rows.src, rows.attr,
-                    rows.sep, cur2prev, p_ptr, out_status, removed, bail, chunks, counters,
+                    rows.sep, cur2prev, p_ptr, out_status, removed, dirty, bail, chunks, counters,
                 )  # fmt: skip
             bailed = np.flatnonzero(bail).astype(np.int32)
             recompute(bailed)
@@ -304,11 +308,11 @@ class InterestEngine:
         diffs: dict[str, CsrDiff] = {}
         for c_i, c in enumerate(CATEGORIES):
             ptr, sid, src, attr, aptr, aid, aattr, cptr, cid, cattr = kernels.compact(
-                out_cnt[c_i], out_src[c_i], out_attr[c_i], out_status[c_i], w.ids
+                out_cnt[c_i], out_src[c_i], out_attr[c_i], out_status[c_i], w.ids, dirty[c_i]
             )
             old = prev.sets[c]
             rptr, rid, rattr = kernels.compact_removed(
-                cur2prev, old.indptr, old.ids, old.attr.view(np.int8), removed[c_i]
+                cur2prev, old.indptr, old.ids, old.attr.view(np.int8), removed[c_i], dirty[c_i]
             )
             as_attr = (lambda v: v) if c == "positions" else (lambda v: v.view(np.bool_))
             sets[c] = CsrSets(ptr, sid, as_attr(attr))

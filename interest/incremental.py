@@ -243,6 +243,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     cnt, src, attr, sep,  # the rows (state, updated in place)
     cur2prev, pptr,  # last tick's CSR indptr per category (for the removed flags)
     status, removed,  # out
+    dirty,  # uint8[4, n] (out): rows whose statuses or removed flags were written
     bail,  # uint8[n] (out): rows left untouched for the full recompute (flat overflow)
     chunks,
     counters,  # int64[chunks, 8] (out): see COUNTERS
@@ -262,6 +263,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         nsrc = np.empty(wid + n + 1, np.int32)
         nattr = np.empty(wid + n + 1, np.int8)
         nstat = np.empty(wid + n + 1, np.int8)
+        hit = np.empty(wid, np.int64)
         caps = np.empty(4, np.int64)
         need = np.empty(4, np.float64)
         tally = np.zeros(16, np.int64)  # counted here, copied once: no false sharing
@@ -269,8 +271,8 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 chunks[ch], chunks[ch + 1], rows, moved, changed, x, y, z, rank, order, group,
                 sflags, grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers,
                 hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev,
-                pptr, status, removed, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat,
-                caps, need, tally, rpos, xk, xf,
+                pptr, status, removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr,
+                nstat, hit, caps, need, tally, rpos, xk, xf,
             )  # fmt: skip
         for k in range(counters.shape[1]):
             counters[ch, k] = tally[k]
@@ -281,8 +283,8 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     lo, hi, rows, moved, changed, x, y, z, rank, order, group, sflags,
     grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, hysteresis,
     rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev, pptr, status,
-    removed, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, caps, need, counters, rpos,
-    xk, xf,
+    removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, hit, caps, need,
+    counters, rpos, xk, xf,
 ):  # fmt: skip
     for ii in range(lo, hi):
         li = rows[ii]
@@ -367,7 +369,15 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             sc = src[c]
             ac = attr[c]
             bits = (_PREV << c) | (_CUR << c)
+            # the entries to look at: all (slow), else those whose source changed or left, picked
+            # without a branch per entry (a tenth change, at random: branches would mispredict)
+            k = 0
             for j in range(cnt[c, li]):
+                s = sc[li, j]
+                hit[k] = j
+                k += np.int64(changed[max(s, 0)] != 0) | np.int64(s < 0) | np.int64(slow)
+            for t in range(k):
+                j = hit[t]
                 s = sc[li, j]
                 if s < 0:
                     gone += 1
@@ -535,7 +545,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             counters[4] += touched
             _write_row(
                 c, li, touched, not flat_moved and gone == 0, mark, ptier, xs, xd2, nx_,
-                tiers, hysteresis, cnt, src, attr, cur2prev, pptr, status, removed, nsrc, nattr,
+                tiers, hysteresis, cnt, src, attr, cur2prev, pptr, status, removed, dirty, nsrc, nattr,
                 nstat, rpos,
             )  # fmt: skip
         # clean the scratch
@@ -639,7 +649,7 @@ def _member(c, b):  # type: ignore[no-untyped-def]  # pragma: no cover - compile
 @njit(cache=True, nogil=True, inline="always")
 def _write_row(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     c, li, touched, inplace, mark, ptier, xs, xd2, nx_, tiers, hysteresis,
-    cnt, src, attr, cur2prev, pptr, status, removed, nsrc, nattr, nstat, rpos,
+    cnt, src, attr, cur2prev, pptr, status, removed, dirty, nsrc, nattr, nstat, rpos,
 ):  # fmt: skip
     """Apply this tick's changes to row c. In place when only examined sources changed (their
     places are known): a leaver's place takes a newcomer or the row's last entry. Else (flat
@@ -659,7 +669,9 @@ def _write_row(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                         j = rpos[3, s]
                         oattr[li, j] = t
                         ost[li, j] = CHANGED
+                        dirty[3, li] = 1
         return
+    dirty[c, li] = 1
     if c == 3:  # the new tier of every examined member, in the tier scratch (read below)
         for i in range(nx_):
             s = xs[i]

@@ -626,8 +626,9 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def compact(cnt, src, attr, status, ids):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Fixed-width rows -> CSR sets plus the added and changed CSR diffs."""
+def compact(cnt, src, attr, status, ids, dirty):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Fixed-width rows -> CSR sets plus the added and changed CSR diffs. Only `dirty` rows can
+    hold added or changed entries (the others are copied without reading their statuses)."""
     n = len(cnt)
     ptr = np.zeros(n + 1, np.int64)
     aptr = np.zeros(n + 1, np.int64)
@@ -635,12 +636,13 @@ def compact(cnt, src, attr, status, ids):  # type: ignore[no-untyped-def]  # pra
     for a in prange(n):
         na = 0
         nc = 0
-        for j in range(cnt[a]):
-            st = status[a, j]
-            if st == ADDED:
-                na += 1
-            elif st == CHANGED:
-                nc += 1
+        if dirty[a]:
+            for j in range(cnt[a]):
+                st = status[a, j]
+                if st == ADDED:
+                    na += 1
+                elif st == CHANGED:
+                    nc += 1
         ptr[a + 1] = cnt[a]
         aptr[a + 1] = na
         cptr[a + 1] = nc
@@ -657,6 +659,13 @@ def compact(cnt, src, attr, status, ids):  # type: ignore[no-untyped-def]  # pra
     c_attr = np.empty(cptr[n], np.int8)
     for a in prange(n):
         o = ptr[a]
+        if not (aptr[a + 1] > aptr[a] or cptr[a + 1] > cptr[a]):
+            for j in range(cnt[a]):
+                s = src[a, j]
+                out_ids[o + j] = ids[s]
+                out_src[o + j] = s
+                out_attr[o + j] = attr[a, j]
+            continue
         oa = aptr[a]
         oc = cptr[a]
         for j in range(cnt[a]):
@@ -678,14 +687,15 @@ def compact(cnt, src, attr, status, ids):  # type: ignore[no-untyped-def]  # pra
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def compact_removed(cur2prev, p_ptr, p_ids, p_attr, flags):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Previous entries flagged removed, regrouped by current row (previous order within a row)."""
+def compact_removed(cur2prev, p_ptr, p_ids, p_attr, flags, dirty):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Previous entries flagged removed, regrouped by current row (previous order within a row).
+    Only `dirty` rows can have flags set."""
     n = len(cur2prev)
     ptr = np.zeros(n + 1, np.int64)
     for a in prange(n):
         pr = cur2prev[a]
         c = 0
-        if pr >= 0:
+        if pr >= 0 and dirty[a]:
             for j in range(p_ptr[pr], p_ptr[pr + 1]):
                 c += flags[j]
         ptr[a + 1] = c
@@ -696,7 +706,7 @@ def compact_removed(cur2prev, p_ptr, p_ids, p_attr, flags):  # type: ignore[no-u
     for a in prange(n):
         pr = cur2prev[a]
         o = ptr[a]
-        if pr >= 0:
+        if pr >= 0 and ptr[a + 1] > o:
             for j in range(p_ptr[pr], p_ptr[pr + 1]):
                 if flags[j]:
                     out_ids[o] = p_ids[j]
