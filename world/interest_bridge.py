@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from interest import AvatarFlags, CsrSets, InterestEngine, InterestParams, TickResult
+from interest import AvatarFlags, InterestEngine, InterestParams, TickResult
+from interest.pairs import pair_keys
 from world.media import FLAG_AUDIO, FLAG_HIDDEN, FLAG_VIDEO
 
 # The world's flag bits are the engine's for the bits they share; others (admin mute) stay in world.
@@ -47,30 +48,11 @@ def make_interest(params: InterestParams) -> WorldInterest:
     return WorldInterest(params)
 
 
-def _entries(sets: CsrSets) -> tuple[I64, I64, np.ndarray]:
-    """(row, id, attr) of every entry."""
-    return sets.row_of_entries(), sets.ids, sets.attr
-
-
 def peer_pairs(res: TickResult, listening: np.ndarray, last_tier: int) -> tuple[I64, np.ndarray]:
     """Sorted unique keys ``listener_id << 32 | peer_id`` for listening rows, with the peer's position
     tier. Peers a listener hears (a stage far away) are included at the slowest tier: whoever you hear
-    is someone you may place."""
-    prow, pid, ptier = _entries(res.positions)
-    frow, fid, _ = _entries(res.forwarded)
-    mrow, mid, _ = _entries(res.mixed)
-    rows = np.concatenate([prow, frow, mrow])
-    peers = np.concatenate([pid, fid, mid])
-    tiers = np.concatenate([ptier.astype(np.int16), np.full(len(fid) + len(mid), last_tier, dtype=np.int16)])
-    keep = listening[rows]
-    rows, peers, tiers = rows[keep], peers[keep], tiers[keep]
-    keys = (res.listener_ids[rows] << 32) | peers
-    # Stable: a pair present as a position peer (listed first) keeps its own tier over the audible copy.
-    order = np.argsort(keys, kind="stable")
-    keys, tiers = keys[order], tiers[order]
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    return keys[first], tiers[first]
+    is someone you may place (`interest.pairs`)."""
+    return pair_keys(res.listener_ids, listening, res.positions, res.forwarded, res.mixed, last_tier)
 
 
 def changed_listeners(res: TickResult, listening: np.ndarray) -> frozenset[int]:
