@@ -53,6 +53,10 @@ class Grid(NamedTuple):
     srank: npt.NDArray[np.uint64]  # source rank in id order (the keys' tie-break)
     sgroup: I64
     saudio: npt.NDArray[np.uint8]  # member publishes audio (audio buffers skip the others)
+    # Height range of the members: cells are 2-D, so a cell's distance bounds are horizontal; an
+    # *upper* bound of a member's 3-D distance needs the heights too.
+    ylo: float
+    yhi: float
 
 
 @njit(cache=True, nogil=True)
@@ -175,4 +179,6 @@ def build(
     nx = int(span_x // cell) + 1
     nz = int(span_z // cell) + 1
     fill = _fill(x, y, z, rows, rank, group, audio.view(np.uint8), lox, loz, cell, nx, nz)
-    return Grid(lox, loz, cell, nx, nz, *fill)
+    ylo = float(y[rows].min()) if m else 0.0
+    yhi = float(y[rows].max()) if m else 0.0
+    return Grid(lox, loz, cell, nx, nz, *fill, ylo, yhi)

@@ -570,6 +570,9 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     # bar, a silent source of any distance qualifies
     floor = -1.0 if (c == 0 and not (bar >> np.uint64(63))) else bar_d2
     reach = min(max(bar_d2 * 1.21, bar_d2 + gr[2] * gr[2]), wide)
+    # cells are 2-D: the farthest a source of a cell can be also depends on its height
+    dy = max(abs(np.float64(qy) - gr[13]), abs(np.float64(qy) - gr[14]))
+    dy2 = dy * dy
     m = 0
     while True:
         m = 0
@@ -578,10 +581,10 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             bz = gr[1] + iz * gr[2]
             dz = max(abs(bz - np.float64(qz)), abs(bz + gr[2] - np.float64(qz)))
             for ix in range(cx0, cx1 + 1):
-                if floor > 0.0:  # a cell wholly inside the bar's circle holds no candidate
+                if floor > 0.0:  # a cell wholly inside the bar's sphere holds no candidate
                     bx = gr[0] + ix * gr[2]
                     dx = max(abs(bx - np.float64(qx)), abs(bx + gr[2] - np.float64(qx)))
-                    if (dx * dx + dz * dz) * _GROW < floor:
+                    if (dx * dx + dz * dz + dy2) * _GROW < floor:
                         continue
                 cc = iz * gnx + ix
                 for i in range(start[cc], start[cc + 1]):

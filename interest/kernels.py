@@ -164,7 +164,7 @@ def _reduce(buf, cnt, cap, ub, fb, counts):  # type: ignore[no-untyped-def]  # p
 
     Usually a histogram of the squared distances (float32 in each key's high word) finds the bin
     of the cap-th key, and every key up to that bin is kept: three linear passes with few
-    unpredictable branches (a quickselect costs ~4x more here). Keys with the speaker bit, or a
+    unpredictable branches (a quickselect costs ~4x more here). Keys with the not-speaking bit, or a
     histogram that would not shrink the buffer enough, take an exact quickselect instead."""
     n = cnt
     exact = cnt <= cap + 8
@@ -172,11 +172,15 @@ def _reduce(buf, cnt, cap, ub, fb, counts):  # type: ignore[no-untyped-def]  # p
         f = buf.view(np.float32)
         lo = f[1]
         hi = lo
+        silent = np.uint64(0)
         for i in range(cnt):
             h = f[2 * i + 1]
             lo = min(lo, h)
             hi = max(hi, h)
-        if lo < 0.0:  # a key with the speaker bit reads as a negative float
+            silent |= buf[i]
+        # A key with the not-speaking bit reads as a negative float, or as -0.0 (not below 0.0)
+        # for a source at the listener's very position: test the bit itself.
+        if silent >> _TOP:
             exact = True
         else:
             bins = cnt
@@ -234,7 +238,7 @@ def _search(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     buffer's current cap-th key (its bar); a buffer that fills up is cut back to its cap smallest
     (quickselect) and the cut's largest key becomes the bar. Audio buffers skip flat pairs and
     grid members that do not publish audio (`saudio`)."""
-    lox, loz, cell, nx, nz, start, sx, sy, sz, srow, srank, sgroup, saudio = g
+    lox, loz, cell, nx, nz, start, sx, sy, sz, srow, srank, sgroup, saudio, _, _ = g
     na = 0
     nb = 0
     nc = 0

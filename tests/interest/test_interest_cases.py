@@ -297,3 +297,24 @@ def test_warm_up_compiles_and_returns_its_time() -> None:
     assert warm_up() >= 0.0
     r = tick(InterestEngine(), [1, 2], [(0, 0), (1, 0)])  # and the engine still works after it
     assert sets(r, "positions") == {1: {2: 0}, 2: {1: 0}}
+
+
+def test_speakers_win_over_silent_avatars_standing_on_the_listener() -> None:
+    """Regression: a silent source at the listener's very position has a key whose distance word
+    reads as -0.0, which the candidate buffer's cut-back took for "no silent keys" (0.0 is not
+    below 0.0): it then cut by distance alone, kept the silent ones and dropped nearer speakers."""
+    p = InterestParams(forward_radius=10.0, max_forwarded=4, hearing_radius=10.0, max_mixed=8)
+    n_silent, n_speakers = 3, 31
+    ids = list(range(1, 2 + n_silent + n_speakers))
+    xs = [(0.0, 0.0)] * (1 + n_silent)  # the listener and three silent avatars on the same spot
+    # speakers from 2 m to 9.5 m: enough to fill the buffer, spread so that a cut by distance
+    # alone keeps the silent three and only two speakers
+    angles = np.linspace(0, 2 * np.pi, n_speakers, endpoint=False)
+    radii = 2 + 0.25 * np.arange(n_speakers)
+    xs += [(float(r * np.cos(a)), float(r * np.sin(a))) for r, a in zip(radii, angles, strict=True)]
+    levels = [0.0] * (1 + n_silent) + [0.9] * n_speakers
+    r = tick(InterestEngine(p), ids, xs, levels=levels)
+    assert sorted(sets(r, "forwarded")[1]) == [5, 6, 7, 8]  # the four nearest speakers
+    pos = np.array([(x, 0.0, z) for x, z in xs], dtype=np.float32)
+    want = reference_tick(p, empty_state(), np.array(ids), pos, np.full(len(ids), AV), np.array(levels))
+    assert ordered(result_state(r)) == ordered(want)

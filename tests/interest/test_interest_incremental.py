@@ -19,12 +19,14 @@ from interest import AvatarFlags, Box, InterestEngine, InterestParams, Zone
 A, V, H = AvatarFlags.PUBLISH_AUDIO, AvatarFlags.PUBLISH_VIDEO, AvatarFlags.HIDDEN
 
 
-def _world(n: int, rng: np.random.Generator, side: float) -> tuple[np.ndarray, ...]:
+def _world(n: int, rng: np.random.Generator, side: float, floors: bool) -> tuple[np.ndarray, ...]:
     ids = rng.permutation(4 * n)[:n].astype(np.int64)
     pos = np.zeros((n, 3), np.float32)
     pos[:, [0, 2]] = rng.uniform(0, side, (n, 2))
     # a dense blob so that caps bind at short range too
     pos[: n // 3, [0, 2]] = rng.normal(side / 2, 3.0, (n // 3, 2))
+    if floors:  # storeys: near in plan, far in 3-D (grids are 2-D: searches must not skip them)
+        pos[:, 1] = rng.choice([0.0, 4.0, 8.0, 12.0], n)
     pos = np.round(pos * 2) / 2  # a lattice: many exact distance ties (broken by id)
     flags = np.full(n, A, np.int64)
     flags[rng.random(n) < 0.2] |= V
@@ -52,8 +54,11 @@ def _rows(sets: object, lids: np.ndarray) -> list[tuple[int, np.ndarray, np.ndar
     return [(int(lid), sets.row(i), sets.row_attr(i)) for i, lid in enumerate(lids)]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_equals_full_recompute(seed: int) -> None:
+CASES = [(s, False) for s in (1, 2, 3)] + [(s, True) for s in (4, 5, 6, 7)]  # (seed, storeys)
+
+
+@pytest.mark.parametrize(("seed", "floors"), CASES)
+def test_incremental_equals_full_recompute(seed: int, floors: bool) -> None:
     rng = np.random.default_rng(seed)
     n, side = 1500, 160.0
     params = InterestParams(
@@ -75,7 +80,7 @@ def test_incremental_equals_full_recompute(seed: int) -> None:
             ),
         ),
     )
-    ids, pos, flags, levels = _world(n, rng, side)
+    ids, pos, flags, levels = _world(n, rng, side, floors)
     inc = InterestEngine(params)
     ref = InterestEngine(params)
     for t in range(12):
@@ -114,7 +119,7 @@ def test_only_moving_listeners_are_recomputed_in_full() -> None:
     """The counters say what a tick did: the first tick recomputes everybody, a tick where one
     avatar moved recomputes only that listener and examines only what changed near the others."""
     rng = np.random.default_rng(5)
-    ids, pos, flags, levels = _world(400, rng, 60.0)
+    ids, pos, flags, levels = _world(400, rng, 60.0, floors=False)
     e = InterestEngine(InterestParams(position_max=32, max_mixed=16))
     e.tick(ids, pos, quats(len(ids)), flags, levels)
     assert e.counters["full"] == len(ids)
