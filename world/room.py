@@ -301,6 +301,13 @@ class World:
             if target is not p and target.grants.can_subscribe:
                 self.deliver(target, out, channel=channel, droppable=not msg["reliable"], frame=frame)
 
+    def count_out(self, msg_type: str, k: int = 1) -> None:
+        """Count k messages of a type as sent (`hubbub_messages_out`)."""
+        counter = self._out_counters.get(msg_type)
+        if counter is None:
+            counter = self._out_counters[msg_type] = self.metrics.messages_out.labels(msg_type)
+        counter.inc(k)
+
     def deliver(
         self,
         p: Participant,
@@ -309,12 +316,13 @@ class World:
         channel: Channel = "control",
         droppable: bool = False,
         frame: bytes | None = None,
+        counted: bool = True,
     ) -> None:
-        """Send a message to a participant: its data channel if it has one open, else its WebSocket."""
-        counter = self._out_counters.get(msg["t"])
-        if counter is None:
-            counter = self._out_counters[msg["t"]] = self.metrics.messages_out.labels(msg["t"])
-        counter.inc()
+        """Send a message to a participant: its data channel if it has one open, else its WebSocket.
+        ``counted=False``: the caller counts it (`count_out`), once per batch: the tick sends
+        thousands a tick, and a Prometheus increment takes a lock."""
+        if counted:
+            self.count_out(msg["t"])
         if p.transport == "webrtc":
             data = frame if frame is not None else protocol.encode(msg)
             assert isinstance(data, bytes)

@@ -112,18 +112,22 @@ class TickLoop:
         listening_ids = ids[listening].astype(np.int64)
         if len(exits):
             exits = exits[np.isin(exits >> 32, listening_ids)]  # nobody to tell if not connected
-            for lid, peers in _groups(exits):
-                w.deliver(w.participants[lid], {"t": "exit", "ids": peers.tolist()})
+            groups = _groups(exits)
+            for lid, peers in groups:
+                w.deliver(w.participants[lid], {"t": "exit", "ids": peers.tolist()}, counted=False)
+            w.count_out("exit", len(groups))
         if entered.any():
             row_of = {int(pid): r for r, pid in enumerate(ids)}
             described: dict[int, dict[str, Any]] = {}
-            for lid, peers in _groups(pairs[entered]):
+            groups = _groups(pairs[entered])
+            for lid, peers in groups:
                 people = []
                 for pid in peers.tolist():
                     if pid not in described:
                         described[pid] = self._describe(pid, row_of[pid], positions, quats, flags)
                     people.append(described[pid])
-                w.deliver(w.participants[lid], {"t": "enter", "participants": people})
+                w.deliver(w.participants[lid], {"t": "enter", "participants": people}, counted=False)
+            w.count_out("enter", len(groups))
 
         # Poses: each peer at its tier's rate, staggered by id so a tier's load spreads over ticks.
         tick_rate = 1.0 / self.period
@@ -135,7 +139,8 @@ class TickLoop:
             row_of_id[ids] = np.arange(n)
             pos_q = np.clip(np.rint(positions * protocol.POS_SCALE), -(2**31), 2**31 - 1).astype("<i4")
             rot_q = np.clip(np.rint(quats * protocol.ROT_SCALE), -32767, 32767).astype("<i2")
-            for lid, peers in _groups(pairs[due]):
+            groups = _groups(pairs[due])
+            for lid, peers in groups:
                 rows = row_of_id[peers]
                 msg = {
                     "t": "poses",
@@ -144,7 +149,8 @@ class TickLoop:
                     "pos": pos_q[rows].tobytes(),
                     "rot": rot_q[rows].tobytes(),
                 }
-                w.deliver(w.participants[lid], msg, channel="state", droppable=True)
+                w.deliver(w.participants[lid], msg, channel="state", droppable=True, counted=False)
+            w.count_out("poses", len(groups))
 
         frame = TickFrame(
             tick, w.name, ids, positions, quats, flags, res, subscribed, changed_listeners(res, subscribed)
