@@ -86,7 +86,7 @@ def _cells(g, qx, qz, r2):  # type: ignore[no-untyped-def]  # pragma: no cover -
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _gather(g, li, qx, qy, qz, r2, mark, xs, nx_):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _gather(g, li, qx, qy, qz, r2, mark, xs, nx_, near):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Append to X every grid source (not yet in X) within sqrt(r2) of the listener."""
     if r2 < 0.0:
         return nx_
@@ -95,19 +95,30 @@ def _gather(g, li, qx, qy, qz, r2, mark, xs, nx_):  # type: ignore[no-untyped-de
     for iz in range(cz0, cz1 + 1):
         for ix in range(cx0, cx1 + 1):
             c = iz * gnx + ix
-            for i in range(start[c], start[c + 1]):
-                s = srow[i]
+            k = _within(sx, sy, sz, start[c], start[c + 1], qx, qy, qz, -1.0, r2, near)
+            for t in range(k):
+                s = srow[near[t]]
                 if s == li or (mark[s] & _X):
                     continue
-                ex = sx[i] - qx
-                ey = sy[i] - qy
-                ez = sz[i] - qz
-                d2 = (ex * ex + ey * ey) + ez * ez
-                if np.float64(d2) <= r2:
-                    mark[s] |= _X
-                    xs[nx_] = s
-                    nx_ += 1
+                mark[s] |= _X
+                xs[nx_] = s
+                nx_ += 1
     return nx_
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _within(sx, sy, sz, lo, hi, qx, qy, qz, floor, reach, near):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Items lo..hi of a grid whose squared distance d2 has floor <= d2 <= reach, into `near`;
+    returns how many. No branch per item: most fail, at random, and branches would mispredict."""
+    k = 0
+    for i in range(lo, hi):
+        ex = sx[i] - qx
+        ey = sy[i] - qy
+        ez = sz[i] - qz
+        fd2 = np.float64((ex * ex + ey * ey) + ez * ez)
+        near[k] = i
+        k += np.int64(fd2 >= floor) & np.int64(fd2 <= reach)
+    return k
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -264,6 +275,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         nattr = np.empty(wid + n + 1, np.int8)
         nstat = np.empty(wid + n + 1, np.int8)
         hit = np.empty(wid, np.int64)
+        near = np.empty(n + 1, np.int64)  # grid items within a distance band (`_within`)
         caps = np.empty(4, np.int64)
         need = np.empty(4, np.float64)
         tally = np.zeros(16, np.int64)  # counted here, copied once: no false sharing
@@ -272,7 +284,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 sflags, grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers,
                 hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev,
                 pptr, status, removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr,
-                nstat, hit, caps, need, tally, rpos, xk, xf,
+                nstat, hit, near, caps, need, tally, rpos, xk, xf,
             )  # fmt: skip
         for k in range(counters.shape[1]):
             counters[ch, k] = tally[k]
@@ -283,7 +295,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     lo, hi, rows, moved, changed, x, y, z, rank, order, group, sflags,
     grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, hysteresis,
     rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev, pptr, status,
-    removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, hit, caps, need,
+    removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, hit, near, caps, need,
     counters, rpos, xk, xf,
 ):  # fmt: skip
     for ii in range(lo, hi):
@@ -353,12 +365,12 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             need[c] = _need2(c, caps[c], sep[c, li], radii[2 * c])
         # 1. X: changed sources that could enter (or, for a moving listener, all of them)
         if mover:
-            nx_ = _gather(grid_p, li, qx, qy, qz, need[3], mark, xs, nx_)
-            nx_ = _gather(grid_a, li, qx, qy, qz, max(need[0], need[1]), mark, xs, nx_)
-            nx_ = _gather(grid_v, li, qx, qy, qz, need[2], mark, xs, nx_)
+            nx_ = _gather(grid_p, li, qx, qy, qz, need[3], mark, xs, nx_, near)
+            nx_ = _gather(grid_a, li, qx, qy, qz, max(need[0], need[1]), mark, xs, nx_, near)
+            nx_ = _gather(grid_v, li, qx, qy, qz, need[2], mark, xs, nx_, near)
         else:
             reach = max(max(need[0], need[1]), max(need[2], need[3]))
-            nx_ = _gather(grid_x, li, qx, qy, qz, reach, mark, xs, nx_)
+            nx_ = _gather(grid_x, li, qx, qy, qz, reach, mark, xs, nx_, near)
         # ... and members that changed (all members of a moving listener), with their membership
         # bits: "prev" for any entry, "cur" for spatial ones (flat entries are not spatial members).
         # The grid of changed sources holds changed sources only, so for a static listener an entry
@@ -521,7 +533,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 counters[3] += 1
                 m = _refill(
                     c, cap - n_sp, gr, li, qx, qy, qz, g, bar, r2, w2, mark, kbuf,
-                    sflags, group, rank,
+                    sflags, group, rank, near,
                 )  # fmt: skip
                 if c == 1:
                     for j in range(cnt[0, li]):
@@ -558,7 +570,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     c, want, gr, li, qx, qy, qz, g, bar, r2, w2, mark, kbuf,
-    sflags, group, rank,
+    sflags, group, rank, near,
 ):  # fmt: skip
     """The `want` smallest keys above `bar` among eligible sources (in kbuf, sorted; returns how
     many). Above the bar means not a member. Squares of growing size are searched until the
@@ -587,14 +599,13 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                     if (dx * dx + dz * dz + dy2) * _GROW < floor:
                         continue
                 cc = iz * gnx + ix
-                for i in range(start[cc], start[cc + 1]):
+                k = _within(sx, sy, sz, start[cc], start[cc + 1], qx, qy, qz, floor, reach, near)
+                for t in range(k):
+                    i = near[t]
                     ex = sx[i] - qx
                     ey = sy[i] - qy
                     ez = sz[i] - qz
                     d2 = (ex * ex + ey * ey) + ez * ez
-                    fd2 = np.float64(d2)
-                    if fd2 < floor or fd2 > reach:
-                        continue
                     s = srow[i]
                     b = mark[s]
                     if b & _MB:
