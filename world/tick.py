@@ -189,8 +189,8 @@ class TickLoop:
             "id": pid,
             "identity": peer.identity,
             "name": peer.name,
-            "p": [round(float(x), 3) for x in positions[row]],
-            "q": [round(float(x), 5) for x in quats[row]],
+            "p": [round(x, 3) for x in positions[row].tolist()],  # tolist: Python floats, same values
+            "q": [round(x, 5) for x in quats[row].tolist()],
             "audio": bool(flags[row] & FLAG_AUDIO),
             "video": bool(flags[row] & FLAG_VIDEO),
         }
