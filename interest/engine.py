@@ -430,7 +430,9 @@ def warm_up() -> float:
     engine = InterestEngine()
     for _ in range(2):  # the second tick has a previous tick to diff against
         res = engine.tick(np.arange(n), pos, ori, flags, np.zeros(n, np.float32))
-    keys, _ = pairs.pair_keys(res.listener_ids, np.ones(n, bool), res.positions, res.forwarded, res.mixed, 0)
+    for offset in (0, 1 << 30):  # small ids (a bitmap) and large ones (a sort per row)
+        lids = res.listener_ids + offset
+        keys, _ = pairs.pair_keys(lids, np.ones(n, bool), res.positions, res.forwarded, res.mixed, 0)
     pairs.sorted_member(keys, keys)
     return time.perf_counter() - start
 

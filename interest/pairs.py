@@ -13,6 +13,7 @@ order so the concatenation is sorted), and membership in last tick's keys is one
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
@@ -41,11 +42,20 @@ def pair_keys(
     np.cumsum(width, out=off[1:])
     buf = np.empty(int(off[-1]), np.int64)
     unique = np.zeros(len(order) + 1, np.int64)
-    _sorted_rows(
+    rows_of = (
         order, off, buf, unique[1:],
         positions.indptr, positions.ids, positions.attr.view(np.int8),
         forwarded.indptr, forwarded.ids, mixed.indptr, mixed.ids,
     )  # fmt: skip
+    n = len(listener_ids)
+    top = int(listener_ids.max()) if n else 0
+    if n and top < 4 * n + 4096:  # small ids (the world's): order peers with a bitmap of id ranks
+        sorted_ids = np.sort(listener_ids).astype(np.int64)
+        rank_of = np.full(top + 1, -1, np.int64)
+        rank_of[sorted_ids] = np.arange(n)
+        _bitmap_rows(*rows_of, rank_of, sorted_ids, _chunks(len(order)))
+    else:
+        _sorted_rows(*rows_of)
     np.cumsum(unique, out=unique)
     keys = np.empty(int(unique[-1]), np.int64)
     tiers = np.empty(int(unique[-1]), np.int16)
@@ -81,6 +91,74 @@ def _sorted_rows(order, off, buf, unique, pp, pid, ptier, fp, fid, mp, mid):  # 
                 seg[u] = v
                 u += 1
         unique[k] = u
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _bitmap_rows(order, off, buf, unique, pp, pid, ptier, fp, fid, mp, mid, rank_of, sorted_ids, chunks):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """`_sorted_rows` for small ids: each peer sets its id rank's bit in a per-chunk bitmap and
+    keeps its smallest tier code; reading the set bits in order gives the row sorted by id, in
+    O(entries + n/64) instead of a sort."""
+    n = len(sorted_ids)
+    for ch in prange(len(chunks) - 1):
+        bits = np.zeros(n // 64 + 1, np.uint64)
+        code = np.full(n, _HEARD, np.int64)
+        for k in range(chunks[ch], chunks[ch + 1]):
+            a = order[k]
+            lo = n
+            hi = -1
+            for part in range(3):
+                ptr = pp if part == 0 else (fp if part == 1 else mp)
+                ids = pid if part == 0 else (fid if part == 1 else mid)
+                for j in range(ptr[a], ptr[a + 1]):
+                    r = rank_of[ids[j]]
+                    bits[r >> 6] |= np.uint64(1) << np.uint64(r & 63)
+                    if part == 0:
+                        code[r] = min(code[r], np.int64(ptier[j]))
+                    lo = min(lo, r)
+                    hi = max(hi, r)
+            o = off[k]
+            u = 0
+            for w in range(lo >> 6, (hi >> 6) + 1 if hi >= 0 else 0):
+                word = bits[w]
+                while word:
+                    b = np.int64(_lowest_bit(word))
+                    word &= word - np.uint64(1)
+                    r = (w << 6) + b
+                    buf[o + u] = (sorted_ids[r] << 8) | code[r]
+                    u += 1
+                    code[r] = _HEARD
+                bits[w] = 0
+            unique[k] = u
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lowest_bit(word):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Index of the lowest set bit of a non-zero uint64."""
+    b = 0
+    if not (word & np.uint64(0xFFFFFFFF)):
+        word >>= np.uint64(32)
+        b += 32
+    if not (word & np.uint64(0xFFFF)):
+        word >>= np.uint64(16)
+        b += 16
+    if not (word & np.uint64(0xFF)):
+        word >>= np.uint64(8)
+        b += 8
+    if not (word & np.uint64(0xF)):
+        word >>= np.uint64(4)
+        b += 4
+    if not (word & np.uint64(0x3)):
+        word >>= np.uint64(2)
+        b += 2
+    if not (word & np.uint64(0x1)):
+        b += 1
+    return b
+
+
+def _chunks(m: int) -> npt.NDArray[np.int64]:
+    """Bounds of parallel chunks over m rows: a few per thread, each with its own bitmap."""
+    k = max(1, min(m // 64 + 1, 4 * numba.get_num_threads()))
+    return np.linspace(0, m, k + 1).astype(np.int64)
 
 
 @njit(cache=True, nogil=True, parallel=True)
