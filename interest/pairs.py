@@ -7,8 +7,9 @@ these pairs tick to tick to send "enter" and "exit", so they are sorted keys
 
 Why compiled: at 5,000 listeners that is a million keys a tick. numpy did it with a global stable
 argsort plus a binary search per key for the diff (≈ 50 ms and ≈ 25 ms of a 190 ms tick). Here
-each listener's few hundred peers are sorted on their own (in cache, in parallel, in listener-id
-order so the concatenation is sorted), and membership in last tick's keys is one merge.
+each listener's few hundred peers are ordered on their own (in parallel, listeners in id order so
+the concatenation is sorted): with a bitmap of id ranks when ids are small (the world's are), else
+a sort per row. Membership in last tick's keys is one merge.
 """
 
 from __future__ import annotations
