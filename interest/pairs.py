@@ -34,8 +34,9 @@ def pair_keys(
     last_tier: int,
 ) -> tuple[I64, npt.NDArray[np.int16]]:
     """Sorted unique pair keys of the `listening` rows, and each pair's position tier (a position
-    peer keeps its own tier; a peer only heard gets `last_tier`). Keys are int64, so listener ids
-    must be below 2**31 (the world hands out small ones)."""
+    peer keeps its own tier; a peer only heard gets `last_tier`). The sets are one tick's engine
+    output, so every peer is one of `listener_ids`. Keys are int64, so listener ids must be below
+    2**31 (the world hands out small ones)."""
     rows = np.flatnonzero(listening)
     order = rows[np.argsort(listener_ids[rows], kind="stable")].astype(np.int64)
     width = positions.counts()[order] + forwarded.counts()[order] + mixed.counts()[order]
