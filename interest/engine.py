@@ -274,7 +274,7 @@ class InterestEngine:
                 )  # fmt: skip
             incremental.seal(
                 todo, w.x, w.y, w.z, uids, w.sflags, kf, km, kv, kp,
-                state.cnt, state.src, state.attr, state.sep,
+                state.cnt, state.src, state.attr, state.sep, state.lost,
             )  # fmt: skip
 
         recompute(np.flatnonzero(full).astype(np.int32))
@@ -351,6 +351,7 @@ class _Rows:
     attr: tuple[npt.NDArray[np.int8], ...]
     sep: npt.NDArray[np.uint64]  # (4, n)
     over: npt.NDArray[np.uint8]  # (n,) more flat sources than places
+    lost: npt.NDArray[np.uint8]  # (n,) a full category lost every member (see `incremental.seal`)
     known: BoolA
     x: npt.NDArray[np.float32]
     y: npt.NDArray[np.float32]
@@ -367,6 +368,7 @@ class _Rows:
             tuple(np.zeros((n, int(k)), np.int32) for k in caps),  # type: ignore[arg-type]
             tuple(np.zeros((n, int(k)), np.int8) for k in caps),
             np.full((4, n), incremental.NONE, np.uint64),
+            np.zeros(n, np.uint8),
             np.zeros(n, np.uint8),
             np.zeros(n, dtype=bool),
             z32, z32, z32, np.zeros(n, np.uint8), np.zeros(n, np.int64),
@@ -390,27 +392,28 @@ class _Rows:
         kf, km, kv, kp = (a.shape[1] for a in self.src)
         incremental.seal(
             np.flatnonzero(known).astype(np.int32), new.x, new.y, new.z, rank,
-            new.flags, kf, km, kv, kp, new.cnt, new.src, new.attr, new.sep,
+            new.flags, kf, km, kv, kp, new.cnt, new.src, new.attr, new.sep, new.lost,
         )  # fmt: skip
         return new
 
     def classify(self, w: _World) -> tuple[BoolA, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
         """Rows to recompute in full, listeners that moved, and sources that changed. In full: rows
         that joined, listeners that moved (every distance of theirs changed: the full pass measured
-        cheaper than the incremental one for them) or crossed a private wall, and rows with more
-        flat sources than places (rare; then distances order the flat sources)."""
+        cheaper than the incremental one for them) or crossed a private wall, rows with more
+        flat sources than places (rare; then distances order the flat sources), and rows whose
+        full category lost every member to departures (no separator to refill from)."""
         k = self.known
         moved = k & ((self.x != w.x) | (self.y != w.y) | (self.z != w.z))
         regroup = k & (self.group != w.group)
         changed = ~k | moved | regroup | (self.flags != w.sflags)
-        full = ~k | regroup | (self.over != 0) | moved
+        full = ~k | regroup | (self.over != 0) | moved | (self.lost != 0)
         return full, moved.astype(np.uint8), changed.astype(np.uint8)
 
     def advanced(self, w: _World) -> _Rows:
         """These rows with this tick's inputs remembered for the next tick."""
         return _Rows(
-            self.params, self.cnt, self.src, self.attr, self.sep, self.over, np.ones(w.n, dtype=bool),
-            w.x, w.y, w.z, w.sflags, w.group,
+            self.params, self.cnt, self.src, self.attr, self.sep, self.over, np.zeros(w.n, np.uint8),
+            np.ones(w.n, dtype=bool), w.x, w.y, w.z, w.sflags, w.group,
         )  # fmt: skip
 
 

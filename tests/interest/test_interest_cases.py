@@ -318,3 +318,16 @@ def test_speakers_win_over_silent_avatars_standing_on_the_listener() -> None:
     pos = np.array([(x, 0.0, z) for x, z in xs], dtype=np.float32)
     want = reference_tick(p, empty_state(), np.array(ids), pos, np.full(len(ids), AV), np.array(levels))
     assert ordered(result_state(r)) == ordered(want)
+
+
+def test_a_full_row_whose_members_all_left_refills_from_distance_zero() -> None:
+    """Regression (found by the property test): three avatars on one spot, one position place
+    each. When the only member of a row leaves, no survivor key is left to search from; starting
+    at key 0 missed a replacement at distance 0 with the lowest remaining id."""
+    p = InterestParams(
+        forward_radius=0.0, hearing_radius=0.0, max_forwarded=0, max_mixed=0, video_max=0,
+        position_radius=4.0, position_max=1, position_tiers=(), hysteresis=0.0,
+    )  # fmt: skip
+    engine = InterestEngine(p)
+    assert sets(tick(engine, [0, 1, 2], [(0.0, 0.5)] * 3), "positions") == {0: {1: 0}, 1: {0: 0}, 2: {0: 0}}
+    assert sets(tick(engine, [1, 2], [(0.0, 0.5)] * 2), "positions") == {1: {2: 0}, 2: {1: 0}}
