@@ -473,10 +473,12 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                     touched = True
             # 3. restore the cap
             fast = False
-            if n_sp == cap + 1 and bar != NONE and bar != _ZERO and (bar & _RANK) < len(order):
+            rank_bits = bar & _RANK
+            if n_sp == cap + 1 and bar != NONE and rank_bits > _ZERO and rank_bits < len(order):
                 # one too many, and the bar's own source still a member at the bar: it goes,
-                # and bar - 1 separates the rest (keys are unique; a bar made this way is no
-                # source's key, and its rank bits may even be out of range)
+                # and bar - 1 separates the rest (every eligible non-member is above the bar).
+                # Rank bits of 0 would borrow from the distance bits (a silent bar at distance
+                # 0 would become a NaN distance); such bars take the general path below.
                 s = order[bar & _RANK]
                 b = mark[s]
                 if b & _X:
@@ -634,7 +636,7 @@ def _refill(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                         kbuf[j] = kbuf[j - 1]
                         j -= 1
                     kbuf[j] = key
-        done = reach >= wide
+        done = not (reach < wide)  # (and a NaN reach must end the search, not loop)
         if m == want:
             worst = kbuf[m - 1]
             if np.float64(_key_d2(worst)) < reach and not (c == 0 and (worst >> np.uint64(63))):

@@ -331,3 +331,19 @@ def test_a_full_row_whose_members_all_left_refills_from_distance_zero() -> None:
     engine = InterestEngine(p)
     assert sets(tick(engine, [0, 1, 2], [(0.0, 0.5)] * 3), "positions") == {0: {1: 0}, 1: {0: 0}, 2: {0: 0}}
     assert sets(tick(engine, [1, 2], [(0.0, 0.5)] * 2), "positions") == {1: {2: 0}, 2: {1: 0}}
+
+
+@pytest.mark.timeout(120, method="thread")  # the bug was an endless loop inside a compiled kernel
+def test_silent_separator_at_distance_zero_and_lowest_id() -> None:
+    """Regression (found by fuzzing): a forwarded row whose separator was a silent source at
+    distance 0 with the lowest id. When a speaker entered, the separator became "bar - 1", which
+    borrowed from the distance bits (a NaN distance); the next refill then searched forever."""
+    p = InterestParams(forward_radius=10.0, max_forwarded=1, hearing_radius=10.0, max_mixed=4)
+    engine = InterestEngine(p)
+    ids = [1, 2, 3]  # 1: silent, on the listener (2); 3: farther, silent, then speaking, then gone far
+    r = tick(engine, ids, [(0.0, 0.0), (0.0, 0.0), (5.0, 0.0)])
+    assert sets(r, "forwarded")[2] == {1: False}
+    r = tick(engine, ids, [(0.0, 0.0), (0.0, 0.0), (5.0, 0.0)], levels=[0.0, 0.0, 0.9])
+    assert sets(r, "forwarded")[2] == {3: False}
+    r = tick(engine, ids, [(0.0, 0.0), (0.0, 0.0), (50.0, 0.0)], levels=[0.0, 0.0, 0.9])
+    assert sets(r, "forwarded")[2] == {1: False}
