@@ -340,6 +340,21 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         caps[1] = km - nfm
         caps[2] = kv
         caps[3] = kp
+        # Audio places that flat sources took all of last tick have separator 0, which cannot say
+        # "every eligible source is above" when one has key 0 (distance 0, lowest id): if such
+        # places open up again, the row is recomputed in full.
+        reopened = False
+        for c in range(2):
+            if caps[c] > 0 and sep[c, li] == _ZERO:
+                spatial = False
+                for j in range(cnt[c, li]):
+                    spatial = spatial or attr[c][li, j] == 0
+                reopened = reopened or not spatial
+        if reopened:
+            for i in range(nfl):
+                mark[flats[i]] = 0
+            bail[li] = 1
+            continue
         # did the flat entries change? (then their sources are examined like changed ones)
         flat_moved = False
         old_f = 0
