@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -145,10 +144,8 @@ class TickLoop:
             peers = due_pairs & LOW32
             rows = row_of_id[peers]
             ids_b, pos_b, rot_b = peers.astype("<u4"), pos_q[rows], rot_q[rows]
-            lids = due_pairs >> 32
-            starts = np.flatnonzero(np.concatenate(([True], lids[1:] != lids[:-1])))
-            bounds = [*starts.tolist(), len(due_pairs)]
-            for lid, a, b in zip(lids[starts].tolist(), bounds, bounds[1:], strict=False):
+            spans = _spans(due_pairs)
+            for lid, a, b in spans:
                 msg = {
                     "t": "poses",
                     "tick": tick,
@@ -157,7 +154,7 @@ class TickLoop:
                     "rot": rot_b[a:b].tobytes(),
                 }
                 w.deliver(w.participants[lid], msg, channel="state", droppable=True, counted=False)
-            w.count_out("poses", len(starts))
+            w.count_out("poses", len(spans))
 
         frame = TickFrame(
             tick, w.name, ids, positions, quats, flags, res, subscribed, changed_listeners(res, subscribed)
@@ -203,12 +200,17 @@ def _sorted_member(needles: np.ndarray, haystack: np.ndarray) -> np.ndarray:
     return np.asarray(sorted_member(as_i64(needles, np.int64), as_i64(haystack, np.int64)))
 
 
-def _groups(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Split sorted pair keys into (listener id, peer ids) groups."""
+def _spans(keys: np.ndarray) -> list[tuple[int, int, int]]:
+    """Sorted pair keys as (listener id, start, end) runs, one per listener."""
     if len(keys) == 0:
         return []
     lids = keys >> 32
     starts = np.flatnonzero(np.concatenate(([True], lids[1:] != lids[:-1])))
     bounds = [*starts.tolist(), len(keys)]
+    return list(zip(lids[starts].tolist(), bounds, bounds[1:], strict=False))
+
+
+def _groups(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Split sorted pair keys into (listener id, peer ids) groups."""
     peers = keys & LOW32
-    return [(int(lids[a]), peers[a:b]) for a, b in itertools.pairwise(bounds)]
+    return [(lid, peers[a:b]) for lid, a, b in _spans(keys)]
