@@ -14,6 +14,10 @@ Everybody publishes audio, 5% publish video, 5% are speaking. Each tick 10% of a
 step (σ 0.3 m). Default InterestParams (forward 10 m, hearing 40 m, 8 forwarded, 64 mixed,
 position 60 m with 128 peers, video 15 m x 4).
 
+``bench_interest_churn_tick``: the plaza while 0.1% of avatars leave and as many join each tick
+(plus the 10% who move), rows renumbered the way the world's table does it. The other scenarios
+keep their ids; this one measures what joins and leaves cost.
+
 Compile time is excluded: the engine's numba kernels compile (or load from the on-disk cache) on
 the first tick, which `scenario()` runs before anything is measured; ``bench_interest_first_tick``
 measures that first tick of a fresh engine (everything added, kernels already loaded) on its own.
@@ -106,6 +110,25 @@ class Scenario:
             self.pos[:5, 2] = np.clip(self.pos[:5, 2], -9.5, -0.5)
             np.maximum(self.pos[5:, 2], 0.5, out=self.pos[5:, 2])
 
+    def churn(self, k: int) -> None:
+        """k avatars leave and k join, the way `world.state` keeps its table: a leaver's row takes the
+        last row, joiners are appended (next to somebody, with a new id)."""
+        n = self.n
+        for r in self.rng.choice(n, k, replace=False).tolist():
+            last = n - 1
+            r = min(r, last)  # (an earlier leaver's row may have been the last)
+            for a in (self.ids, self.pos, self.ori, self.flags, self.levels):
+                a[r] = a[last]
+            n -= 1
+        near = self.rng.integers(0, n, k)
+        pos = self.pos[near] + np.float32(2.0) * self.rng.normal(0, 1, (k, 3)).astype(np.float32) * [1, 0, 1]
+        new_ids = np.arange(k, dtype=self.ids.dtype) + self.ids.max() + 1
+        self.ids = np.concatenate([self.ids[:n], new_ids])
+        self.pos = np.concatenate([self.pos[:n], pos.astype(np.float32)])
+        self.ori = np.concatenate([self.ori[:n], self.ori[near]])
+        self.flags = np.concatenate([self.flags[:n], self.flags[near]])
+        self.levels = np.concatenate([self.levels[:n], np.zeros(k, np.float32)])
+
     def tick(self) -> object:
         return self.engine.tick(self.ids, self.pos, self.ori, self.flags, self.levels)
 
@@ -144,6 +167,25 @@ def bench_interest_tick(benchmark: Callable[..., object], world: str, avatars: i
     s = scenario(world, avatars)
     _run(benchmark, s, s.tick, avatars)
     assert s.engine.params.position_max == 128
+
+
+@pytest.mark.parametrize("avatars", SIZES)
+def bench_interest_churn_tick(benchmark: Callable[..., object], avatars: int) -> None:
+    """The plaza while people come and go: each tick 10% move, 0.1% leave and as many join. Rows
+    are renumbered (a leaver's row takes the last one) and the id ranks that break distance ties
+    shift, so the engine remaps its rows and separators every such tick."""
+    s = Scenario("plaza", avatars, seed=8)  # its own world: churn changes it
+    k = max(1, avatars // 1000)
+
+    def step() -> None:
+        s.move()
+        s.churn(k)
+
+    for _ in range(2):
+        step()
+        s.tick()
+    benchmark.pedantic(s.tick, setup=step, rounds=rounds(avatars), iterations=1)  # type: ignore[attr-defined]
+    assert len(s.ids) == avatars
 
 
 @pytest.mark.parametrize("avatars", [n for n in SIZES if n <= 10_000])

@@ -245,7 +245,7 @@ class InterestEngine:
         else:
             assert rows is not None
             if not np.array_equal(prev.ids, w.ids):
-                rows = rows.remapped(cur2prev, prev2cur, w, uids)
+                rows = rows.remapped(cur2prev, prev2cur, w, uids, prev.index.order)
             full, moved, changed = rows.classify(w)
         out_status = tuple(np.zeros((n, int(k)), dtype=np.int8) for k in caps)
         # (category, row) pairs whose statuses or removed flags were written: the compaction reads
@@ -374,7 +374,11 @@ class _Rows:
             z32, z32, z32, np.zeros(n, np.uint8), np.zeros(n, np.int64),
         )  # fmt: skip
 
-    def remapped(self, cur2prev: I64, prev2cur: I32, w: _World, rank: npt.NDArray[np.uint64]) -> _Rows:
+    def remapped(
+        self, cur2prev: I64, prev2cur: I32, w: _World, rank: npt.NDArray[np.uint64], prev_order: I64
+    ) -> _Rows:
+        """These rows in this tick's numbering (`rank`: this tick's id rank of each row;
+        `prev_order`: last tick's rows in id order)."""
         n = w.n
         known = cur2prev >= 0
         idx = np.where(known, cur2prev, 0)
@@ -387,13 +391,7 @@ class _Rows:
         new.x, new.y, new.z = self.x[idx], self.y[idx], self.z[idx]
         new.flags = np.where(known, self.flags[idx], 0).astype(np.uint8)
         new.group = self.group[idx]
-        # Separators compare keys, and keys tie-break by id rank, which joins and leaves shift
-        # (keeping the order of the ids that stay): recompute them from last tick's distances.
-        kf, km, kv, kp = (a.shape[1] for a in self.src)
-        incremental.seal(
-            np.flatnonzero(known).astype(np.int32), new.x, new.y, new.z, rank,
-            new.flags, kf, km, kv, kp, new.cnt, new.src, new.attr, new.sep, new.lost,
-        )  # fmt: skip
+        new.sep, new.lost = _remapped_separators(new.sep, new.cnt, new.attr, prev2cur, rank, prev_order)
         return new
 
     def classify(self, w: _World) -> tuple[BoolA, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
@@ -415,6 +413,49 @@ class _Rows:
             self.params, self.cnt, self.src, self.attr, self.sep, self.over, np.zeros(w.n, np.uint8),
             np.ones(w.n, dtype=bool), w.x, w.y, w.z, w.sflags, w.group,
         )  # fmt: skip
+
+
+def _remapped_separators(
+    sep: npt.NDArray[np.uint64],
+    cnt: npt.NDArray[np.int32],
+    attr: tuple[npt.NDArray[np.int8], ...],
+    prev2cur: I32,
+    rank: npt.NDArray[np.uint64],
+    prev_order: I64,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8]]:
+    """Separators in this tick's key space, and the rows that need the full recompute.
+
+    Keys break distance ties by id rank, and joins and leaves shift the ranks, keeping the order of
+    the ids that stay. A separator's rank part r becomes the new rank of the largest surviving id
+    whose old rank is <= r: every surviving source then compares with it as it did (same distance
+    bits; ranks in the same order), members at or below, eligible non-members above. Sources that
+    joined are changed sources, which the incremental pass examines anyway; members that left are
+    dropped by it and their places refilled from the separator. O(1) per separator, where
+    recomputing them from every member's distance cost ~4 ms a tick at 10k.
+
+    A separator of 0 with no spatial member means "no spatial places" (`incremental.seal`) and
+    stays 0; a row goes to the full recompute when a separator is 0 with spatial members (a real
+    key 0: distance 0, lowest id, which a join can shift) or when no surviving id is at or below
+    a separator's rank."""
+    n = sep.shape[1]
+    lost = np.zeros(n, np.uint8)
+    if not len(prev_order):
+        return sep, lost
+    to_row = prev2cur[prev_order]  # old rank -> this tick's row (-1: left)
+    new_rank = np.where(to_row >= 0, rank[np.maximum(to_row, 0)].astype(np.int64), -1)
+    floor = np.maximum.accumulate(new_rank)  # survivors' new ranks rise with their old ranks
+    real = (sep != incremental.NONE) & (sep != 0)
+    old_r = np.where(real, sep & kernels._RANK, 0).astype(np.int64)
+    new_r = floor[np.minimum(old_r, len(floor) - 1)]
+    bad = real & ((old_r >= len(floor)) | (new_r < 0))
+    out = np.where(real & ~bad, (sep & ~kernels._RANK) | np.maximum(new_r, 0).astype(np.uint64), sep)
+    for c, a in enumerate(attr):
+        for row in np.flatnonzero(sep[c] == 0).tolist():
+            k = int(cnt[c, row])
+            if (a[row, :k] == 0).any() if c <= 1 else k > 0:
+                bad[c, row] = True
+    lost[bad.any(axis=0)] = 1
+    return out, lost
 
 
 def warm_up() -> float:

@@ -3,6 +3,8 @@ hot reload, bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from interest_helpers import ordered, quats, result_state
@@ -361,3 +363,41 @@ def test_audio_places_reopened_by_a_stage_performer_leaving() -> None:
     assert sets(r, "forwarded")[2] == {3: True} and sets(r, "mixed")[2] == {1: False}
     r = tick(engine, ids, [(0.0, 0.0), (0.0, 0.0), (5.0, 5.0)], levels=levels)
     assert sets(r, "forwarded")[2] == {1: False} and sets(r, "mixed")[2] == {3: False}
+
+
+def test_joins_and_leaves_remap_separators_exactly() -> None:
+    """Joins and leaves shift the id ranks that break distance ties, and the engine remaps each
+    row's separators instead of recomputing them. On a 1 m lattice (distances tie everywhere), with
+    separators' own sources leaving and ids joining below, between and above the others (on top of
+    somebody: more ties), every tick's sets equal those of an engine that recomputes everything, and
+    only the joined listeners are recomputed in full."""
+    p = InterestParams(
+        forward_radius=6.0, max_forwarded=2, hearing_radius=6.0, max_mixed=4, video_radius=6.0,
+        video_max=2, position_radius=6.0, position_max=6, position_tiers=(), hysteresis=0.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(4)
+    ids = list(range(100, 400, 5))
+    xs = [(float(i % 8), float(i // 8)) for i in range(len(ids))]
+    inc, ref = InterestEngine(p), InterestEngine(p)
+
+    def both() -> None:
+        got = tick(inc, ids, xs)
+        ref.set_params(dataclasses.replace(p))  # a reload: every row in full
+        want = tick(ref, ids, xs)
+        assert ordered(result_state(got)) == ordered(result_state(want))
+
+    both()
+    for _ in range(8):
+        # the sources of some rows' separators leave (never the lowest id: a separator below every
+        # survivor has no remapped rank and sends its row to the full recompute), then ids join
+        sep = inc._rows.sep  # type: ignore[union-attr]
+        ranked = sorted(ids)
+        bars = {ranked[int(k & 0x7FFF_FFFF)] for k in sep[sep != np.uint64(2**64 - 1)].tolist() if k}
+        leave = set(rng.choice(sorted(bars - {ranked[0]}), 3, replace=False).tolist())
+        kept = [(i, x) for i, x in zip(ids, xs, strict=True) if i not in leave]
+        new = [ranked[0] - 1 - int(rng.integers(0, 5)), int(rng.integers(0, 1000)) * 5 + 2, max(ids) + 7]
+        new = [i for i in dict.fromkeys(new) if i not in ids and i >= 0]
+        ids = [i for i, _ in kept] + new
+        xs = [x for _, x in kept] + [xs[int(rng.integers(0, len(kept)))] for _ in new]
+        both()
+        assert inc.counters["full"] == len(new)
