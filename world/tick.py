@@ -146,7 +146,10 @@ class TickLoop:
             due_pairs = pairs[due]
             peers = due_pairs & LOW32
             rows = row_of_id[peers]
-            ids_b, pos_b, rot_b = peers.astype("<u4"), pos_q[rows], rot_q[rows]
+            # (np.take and an int64 view of the 8-byte quaternions: 2-D fancy indexing was 5x slower)
+            pos_b = np.take(pos_q, rows, axis=0)
+            rot_b = np.take(rot_q.view("<i8").ravel(), rows)
+            ids_b = peers.astype("<u4")
             spans = _spans(due_pairs)
             for lid, a, b in spans:
                 msg = {

@@ -126,7 +126,7 @@ async def test_tick_enter_poses_at_tier_rates_and_exit() -> None:
     a, sa = await join(w, "a")
     near, _ = await join(w, "near")
     far, _ = await join(w, "far")
-    w.table.set_pose(near, [1, 0, 0], [0, 0, 0, 1])
+    w.table.set_pose(near, [1, 0.5, -0.25], [0, 0.6, 0, 0.8])
     w.table.set_pose(far, [0, 0, 6], [0, 0, 0, 1])
     w.ticker.step()
     (enter,) = sa.take("enter")
@@ -135,8 +135,11 @@ async def test_tick_enter_poses_at_tier_rates_and_exit() -> None:
     for _ in range(20):
         w.ticker.step()
         for m in sa.take("poses"):
-            for pid in protocol.unpack_poses(m)[0].tolist():
+            ids, pos, rot = protocol.unpack_poses(m)
+            for pid, p, q in zip(ids.tolist(), pos.tolist(), rot.tolist(), strict=True):
                 counts[pid] += 1
+                want = ([1, 0.5, -0.25], [0, 0.6, 0, 0.8]) if pid == near else ([0, 0, 6], [0, 0, 0, 1])
+                assert p == pytest.approx(want[0], abs=1e-3) and q == pytest.approx(want[1], abs=1e-4)
     assert counts[near] == 20 and counts[far] == 5  # 20 Hz and 5 Hz over one second of ticks
     frame = w.media.last_frame  # type: ignore[attr-defined]
     assert frame is not None and a in frame.listeners
