@@ -285,13 +285,14 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         near = np.empty(n + 1, np.int64)  # grid items within a distance band (`_within`)
         caps = np.empty(4, np.int64)
         need = np.empty(4, np.float64)
+        nsp = np.empty(8, np.int64)  # per category: flat entries, spatial entries whose source left
         tally = np.zeros(16, np.int64)  # counted here, copied once: no false sharing
         _update_rows(
                 chunks[ch], chunks[ch + 1], rows, moved, changed, x, y, z, rank, order, group,
                 sflags, grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers,
                 hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev,
                 pptr, status, removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr,
-                nstat, hit, near, caps, need, tally, rpos, xk, xf,
+                nstat, hit, near, caps, need, nsp, tally, rpos, xk, xf,
             )  # fmt: skip
         for k in range(counters.shape[1]):
             counters[ch, k] = tally[k]
@@ -303,7 +304,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, hysteresis,
     rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev, pptr, status,
     removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, hit, near, caps, need,
-    counters, rpos, xk, xf,
+    nsp, counters, rpos, xk, xf,
 ):  # fmt: skip
     for ii in range(lo, hi):
         li = rows[ii]
@@ -358,6 +359,9 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         # did the flat entries change? (then their sources are examined like changed ones)
         flat_moved = False
         old_f = 0
+        for c in range(4):
+            nsp[c] = 0  # flat entries of category c
+            nsp[4 + c] = 0  # spatial entries whose source left (counted in the member scan)
         for c in range(2):
             sc = src[c]
             ac = attr[c]
@@ -367,6 +371,7 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                     old_f += 1
                     if s < 0 or not (mark[s] & _FL) or ((mark[s] & _FLF) != 0) != (c == 0):
                         flat_moved = True
+            nsp[c] = old_f - nsp[0] if c == 1 else old_f
         flat_moved = flat_moved or old_f != nfl
         nx_ = 0
         if flat_moved:
@@ -415,6 +420,8 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 s = sc[li, j]
                 if s < 0:
                     gone += 1
+                    if c > 1 or ac[li, j] == 0:
+                        nsp[4 + c] += 1
                     continue
                 if not (changed[s] or (slow and (mark[s] & _X) != 0) or mover):
                     continue
@@ -447,14 +454,9 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
             touched = flat_moved and c <= 1
             sc = src[c]
             ac = attr[c]
-            n_sp = 0
-            for j in range(cnt[c, li]):
-                if c <= 1 and ac[li, j] != 0:
-                    continue
-                if sc[li, j] < 0:
-                    touched = True  # its source left the world
-                else:
-                    n_sp += 1
+            # spatial members (flat entries are not), not counting those whose source left
+            n_sp = cnt[c, li] - nsp[c] - nsp[4 + c]
+            touched = touched or nsp[4 + c] > 0  # a source left the world
             # 2. walk X
             for i in range(nx_):
                 s = xs[i]
