@@ -581,11 +581,12 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
                 sep[c, li] = _ZERO
             # 4. write the row (tiers for positions)
             counters[4] += touched
-            _write_row(
-                c, li, touched, not flat_moved and gone == 0, mark, ptier, xs, xd2, nx_,
-                tiers, hysteresis, cnt, src, attr, cur2prev, pptr, status, removed, dirty, nsrc, nattr,
-                nstat, rpos,
-            )  # fmt: skip
+            if touched or c == 3:  # (else nothing to write)
+                _write_row(
+                    c, li, touched, not flat_moved and gone == 0, mark, ptier, xs, xd2, nx_,
+                    tiers, hysteresis, cnt, src, attr, cur2prev, pptr, status, removed, dirty, nsrc, nattr,
+                    nstat, rpos,
+                )  # fmt: skip
         # clean the scratch
         for i in range(nx_):
             mark[xs[i]] = 0
