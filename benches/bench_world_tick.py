@@ -39,6 +39,10 @@ class CountingSession:
         self.messages += 1
         self.bytes += len(protocol.encode(msg))
 
+    def send_frame(self, data: bytes, *, droppable: bool, latest: bool = False) -> None:
+        self.messages += 1  # (pose batches arrive encoded)
+        self.bytes += len(data)
+
 
 def make_world(avatars: int) -> tuple[World, list[CountingSession]]:
     cfg = load_config(PLAZA)

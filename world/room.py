@@ -331,6 +331,14 @@ class World:
         if p.session is not None:
             p.session.send(msg, droppable=droppable)
 
+    def deliver_poses(self, p: Participant, frame: bytes) -> None:
+        """Send an encoded ``poses`` frame (`protocol.pose_frames`): the data channel if open, else
+        the WebSocket, where a newer batch replaces one still queued. Counted by the caller."""
+        if p.transport == "webrtc" and self.media.send(p.pid, "state", frame):
+            return
+        if p.session is not None:
+            p.session.send_frame(frame, droppable=True, latest=True)
+
     # ------------------------------------------------------------------ MediaEvents
 
     def on_client_frame(self, pid: int, channel: Channel, data: bytes) -> None:

@@ -58,7 +58,7 @@ class Session:
         self.participant: Participant | None = None
         self._reliable: deque[Any] = deque()
         self._droppable: deque[Any] = deque()
-        self._poses: dict[str, Any] | None = None
+        self._poses: dict[str, Any] | bytes | None = None  # the latest pose batch
         self._wake = asyncio.Event()
         self._closing = False
         self.closed_with: int | None = None
@@ -156,11 +156,16 @@ class Session:
         self._wake.set()
         return True
 
-    def send_frame(self, data: bytes, *, droppable: bool) -> bool:
-        """A pre-encoded msgpack frame (e.g. voice from the media backend)."""
+    def send_frame(self, data: bytes, *, droppable: bool, latest: bool = False) -> bool:
+        """A pre-encoded msgpack frame (e.g. voice from the media backend). ``latest``: a pose batch,
+        which makes the queued one stale (as `send` does for a ``poses`` message)."""
         if self.binary:
             if self._closing:
                 return False
+            if latest:
+                self._poses = data
+                self._wake.set()
+                return True
             queue = self._droppable if droppable else self._reliable
             if droppable and len(queue) >= MAX_DROPPABLE:
                 return False

@@ -150,17 +150,10 @@ class TickLoop:
             pos_b = np.take(pos_q, rows, axis=0)
             rot_b = np.take(rot_q.view("<i8").ravel(), rows)
             ids_b = peers.astype("<u4")
-            spans = _spans(due_pairs)
-            for lid, a, b in spans:
-                msg = {
-                    "t": "poses",
-                    "tick": tick,
-                    "ids": ids_b[a:b].tobytes(),
-                    "pos": pos_b[a:b].tobytes(),
-                    "rot": rot_b[a:b].tobytes(),
-                }
-                w.deliver(w.participants[lid], msg, channel="state", droppable=True, counted=False)
-            w.count_out("poses", len(spans))
+            frames = protocol.pose_frames(tick, ids_b, pos_b, rot_b, _spans(due_pairs))
+            for lid, data in frames:
+                w.deliver_poses(w.participants[lid], data)
+            w.count_out("poses", len(frames))
 
         frame = TickFrame(
             tick, w.name, ids, positions, quats, flags, res, subscribed, changed_listeners(res, subscribed)

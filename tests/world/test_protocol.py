@@ -153,6 +153,26 @@ def test_pose_quantisation() -> None:
     assert msg["pos"][:4] == (1234).to_bytes(4, "little", signed=True)
 
 
+@pytest.mark.parametrize("tick", [0, 127, 128, 65536, 2**32])
+def test_pose_frames_are_the_encoded_messages(tick: int) -> None:
+    """The tick joins pose frames from slices of shared buffers; each must be byte for byte the
+    msgpack of the message (every bin header size: 8, 16 and 32 bits; an empty batch)."""
+    rng = np.random.default_rng(tick)
+    n = 6000
+    ids = rng.integers(0, 2**32, n).astype("<u4")
+    pos = rng.integers(-(2**31), 2**31, (n, 3)).astype("<i4")
+    rot = rng.integers(-32767, 32768, (n, 4)).astype("<i2")
+    spans = [(1, 0, 0), (2, 0, 1), (3, 1, 22), (4, 22, 54), (5, 54, 5600), (6, 5600, 6000)]
+    frames = protocol.pose_frames(tick, ids, pos, rot.view("<i8").ravel(), spans)
+    assert [k for k, _ in frames] == [1, 2, 3, 4, 5, 6]
+    for (_, frame), (_, a, b) in zip(frames, spans, strict=True):
+        rows = {"ids": ids[a:b].tobytes(), "pos": pos[a:b].tobytes(), "rot": rot[a:b].tobytes()}
+        msg = {"t": "poses", "tick": tick, **rows}
+        assert frame == protocol.encode(msg)
+    big = protocol.pose_frames(tick, ids, pos, rot, [(9, 0, n)])[0][1]  # 72 kB of rows: bin 32
+    assert protocol.unpack_poses(protocol.decode(big))[0].tolist() == ids.tolist()
+
+
 def test_codes_are_unique_and_documented() -> None:
     from pathlib import Path
 

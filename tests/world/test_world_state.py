@@ -78,6 +78,10 @@ class FakeSession:
         self.sent.append(msg)
         return True
 
+    def send_frame(self, data: bytes, *, droppable: bool, latest: bool = False) -> bool:
+        self.sent.append(dict(protocol.decode(data)))
+        return True
+
     def send_error(self, code: Any, message: str, ref: str | None) -> None:
         self.sent.append(protocol.error(code, message, ref))
 
