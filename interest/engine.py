@@ -280,7 +280,10 @@ class InterestEngine:
         recompute(np.flatnonzero(full).astype(np.int32))
         self.counters = dict.fromkeys(incremental.COUNTERS, 0)
         self.counters["full"] = int(full.sum())
-        inc_rows = np.flatnonzero(~full).astype(np.int32)
+        # Nobody moved, changed or left (an idle world): no row can change, so skip the pass.
+        same_ids = np.array_equal(prev.ids, w.ids)
+        idle = same_ids and not changed.any()
+        inc_rows = np.zeros(0, np.int32) if idle else np.flatnonzero(~full).astype(np.int32)
         if len(inc_rows):
             changed_visible = changed.view(bool) & w.visible
             # changed sources are a tenth or so of all: cells a few times grid_p's hold about as many
@@ -307,6 +310,11 @@ class InterestEngine:
         srcs: dict[str, I32] = {}
         diffs: dict[str, CsrDiff] = {}
         for c_i, c in enumerate(CATEGORIES):
+            if same_ids and not dirty[c_i].any():  # no row of this category changed
+                sets[c], srcs[c] = prev.sets[c], prev.src[c]
+                nothing = CsrSets.empty(n, prev.sets[c].attr.dtype)
+                diffs[c] = CsrDiff(added=nothing, removed=nothing, changed=nothing)
+                continue
             ptr, sid, src, attr, aptr, aid, aattr, cptr, cid, cattr = kernels.compact(
                 out_cnt[c_i], out_src[c_i], out_attr[c_i], out_status[c_i], w.ids, dirty[c_i]
             )

@@ -401,3 +401,21 @@ def test_joins_and_leaves_remap_separators_exactly() -> None:
         xs = [x for _, x in kept] + [xs[int(rng.integers(0, len(kept)))] for _ in new]
         both()
         assert inc.counters["full"] == len(new)
+
+
+def test_an_idle_tick_changes_nothing_and_reuses_the_output() -> None:
+    """Nobody moved, spoke or changed flags: every set is as it was, every diff is empty, nothing
+    was examined, and the output arrays are last tick's (an idle world costs almost nothing)."""
+    engine = InterestEngine(InterestParams(position_max=3, max_forwarded=1, max_mixed=2))
+    ids = list(range(10))
+    xs = [(float(i), float(i % 3)) for i in ids]
+    first = tick(engine, ids, xs)
+    second = tick(engine, ids, xs, levels=[0.0] * len(ids))
+    assert engine.counters["rows"] == 0 and engine.counters["full"] == 0
+    for cat in ("forwarded", "mixed", "video", "positions"):
+        assert getattr(second, cat) is getattr(first, cat)
+        for part in ("added", "removed", "changed"):
+            assert getattr(getattr(second.diffs, cat), part).nnz == 0
+    third = tick(engine, ids, [(50.0, 50.0), *xs[1:]])  # one walks away: rows change, diffs say how
+    assert sets(third, "positions") != sets(second, "positions")
+    assert third.diffs.positions.added.nnz > 0
