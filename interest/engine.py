@@ -457,11 +457,13 @@ def _remapped_separators(
     new_r = floor[np.minimum(old_r, len(floor) - 1)]
     bad = real & ((old_r >= len(floor)) | (new_r < 0))
     out = np.where(real & ~bad, (sep & ~kernels._RANK) | np.maximum(new_r, 0).astype(np.uint64), sep)
-    for c, a in enumerate(attr):
-        for row in np.flatnonzero(sep[c] == 0).tolist():
-            k = int(cnt[c, row])
-            if (a[row, :k] == 0).any() if c <= 1 else k > 0:
-                bad[c, row] = True
+    for c, a in enumerate(attr):  # separators of 0: real keys (spatial members) or "no places"
+        zero = np.flatnonzero(sep[c] == 0)
+        if len(zero):
+            k = cnt[c, zero]
+            filled = np.arange(a.shape[1]) < k[:, None]
+            spatial = (filled & (a[zero] == 0)).any(axis=1) if c <= 1 else k > 0
+            bad[c, zero[spatial]] = True
     lost[bad.any(axis=0)] = 1
     return out, lost
 

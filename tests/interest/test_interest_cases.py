@@ -351,17 +351,26 @@ def test_silent_separator_at_distance_zero_and_lowest_id() -> None:
     assert sets(r, "forwarded")[2] == {1: False}
 
 
-def test_audio_places_reopened_by_a_stage_performer_leaving() -> None:
+@pytest.mark.parametrize("join", [False, True])
+def test_audio_places_reopened_by_a_stage_performer_leaving(join: bool) -> None:
     """Regression (found by fuzzing): a performer's flat entry took the listener's only forwarded
     place, so that category's separator was 0; when the performer stepped off the stage, the
-    refill started above key 0 and missed a speaker standing on the listener with the lowest id."""
+    refill started above key 0 and missed a speaker standing on the listener with the lowest id.
+    With `join`, somebody joins in between: the separator of 0 ("no places") must survive the
+    remapping of separators unchanged."""
     stage = Zone("stage", "stage", Box((10.0, -1.0, 10.0), (20.0, 4.0, 20.0)))
     p = InterestParams(forward_radius=30.0, max_forwarded=1, hearing_radius=30.0, max_mixed=4, zones=(stage,))
     engine = InterestEngine(p)
     ids, levels = [1, 2, 3], [0.9, 0.0, 0.9]  # 1: speaker on the listener (2); 3: the performer
-    r = tick(engine, ids, [(0.0, 0.0), (0.0, 0.0), (15.0, 15.0)], levels=levels)
+    xs = [(0.0, 0.0), (0.0, 0.0), (15.0, 15.0)]
+    r = tick(engine, ids, xs, levels=levels)
     assert sets(r, "forwarded")[2] == {3: True} and sets(r, "mixed")[2] == {1: False}
-    r = tick(engine, ids, [(0.0, 0.0), (0.0, 0.0), (5.0, 5.0)], levels=levels)
+    if join:  # id 0 (below every other) joins far away, silent
+        ids, levels, xs = [*ids, 0], [*levels, 0.0], [*xs, (200.0, 200.0)]
+        r = tick(engine, ids, xs, levels=levels)
+        assert sets(r, "forwarded")[2] == {3: True} and sets(r, "mixed")[2] == {1: False}
+    xs[2] = (5.0, 5.0)
+    r = tick(engine, ids, xs, levels=levels)
     assert sets(r, "forwarded")[2] == {1: False} and sets(r, "mixed")[2] == {3: False}
 
 
