@@ -274,7 +274,7 @@ class InterestEngine:
                 )  # fmt: skip
             incremental.seal(
                 todo, w.x, w.y, w.z, uids, w.sflags, kf, km, kv, kp,
-                state.cnt, state.src, state.attr, state.sep, state.lost,
+                state.cnt, state.src, state.attr, state.sep,
             )  # fmt: skip
 
         recompute(np.flatnonzero(full).astype(np.int32))
@@ -359,7 +359,7 @@ class _Rows:
     attr: tuple[npt.NDArray[np.int8], ...]
     sep: npt.NDArray[np.uint64]  # (4, n)
     over: npt.NDArray[np.uint8]  # (n,) more flat sources than places
-    lost: npt.NDArray[np.uint8]  # (n,) a full category lost every member (see `incremental.seal`)
+    lost: npt.NDArray[np.uint8]  # (n,) a separator could not be remapped (`_remapped_separators`)
     known: BoolA
     x: npt.NDArray[np.float32]
     y: npt.NDArray[np.float32]
@@ -407,7 +407,7 @@ class _Rows:
         that joined, listeners that moved (every distance of theirs changed: the full pass measured
         cheaper than the incremental one for them) or crossed a private wall, rows with more
         flat sources than places (rare; then distances order the flat sources), and rows whose
-        full category lost every member to departures (no separator to refill from)."""
+        separators could not be remapped after a join or leave (`_remapped_separators`)."""
         k = self.known
         moved = k & ((self.x != w.x) | (self.y != w.y) | (self.z != w.z))
         regroup = k & (self.group != w.group)

@@ -186,13 +186,11 @@ def _row_caps(li, kf, km, kv, kp, cnt, attr_f, attr_m, out):  # type: ignore[no-
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def seal(rows, x, y, z, rank, sflags, kf, km, kv, kp, cnt, src, attr, sep, lost):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Separators of rows whose sets are exact (fresh from the full recompute, or remapped after
-    ids changed: key order among surviving ids is unchanged). An entry whose source left the
-    world (src < 0) still counts towards the cap: the next pass removes it and refills from the
-    largest surviving key. When a full category has no survivor there is no key to start from
-    (0 would exclude a non-member of key 0: at distance 0, lowest id): `lost` flags the row for
-    the full recompute."""
+def seal(rows, x, y, z, rank, sflags, kf, km, kv, kp, cnt, src, attr, sep):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Separators of rows fresh from the full recompute: the largest spatial member's key, NONE when
+    a category is under its cap, 0 when it has no spatial places (its flat sources took them all).
+    (Rows carried over a join or leave keep their separators, re-expressed in the new key space:
+    `engine._remapped_separators`.)"""
     for i in prange(len(rows)):
         li = rows[i]
         caps = np.empty(4, np.int64)
@@ -206,20 +204,14 @@ def seal(rows, x, y, z, rank, sflags, kf, km, kv, kp, cnt, src, attr, sep, lost)
                 sep[c, li] = _ZERO
                 continue
             n_sp = 0
-            alive = 0
             best = np.uint64(0)
             for j in range(cnt[c, li]):
                 if c <= 1 and attr[c][li, j] != 0:
                     continue
                 n_sp += 1
-                s = src[c][li, j]
-                if s >= 0:
-                    alive += 1
-                    k = _ckey(c, s, _d2(x, y, z, qx, qy, qz, s), rank, sflags)
-                    best = max(best, k)
+                k = _ckey(c, src[c][li, j], _d2(x, y, z, qx, qy, qz, src[c][li, j]), rank, sflags)
+                best = max(best, k)
             sep[c, li] = best if n_sp >= cap else NONE
-            if n_sp >= cap and alive == 0:
-                lost[li] = 1
 
 
 @njit(cache=True, nogil=True)
