@@ -134,7 +134,8 @@ class TickLoop:
         peer = pairs & LOW32
         # (tick + peer) % period == 0, looked up in a (tier, id) table: ids are small, and a
         # modulo per pair cost 7 ms a tick at 5,000 avatars
-        due_ids = (tick + np.arange(int(ids.max()) + 1))[None, :] % periods[:, None] == 0
+        top = int(peer.max()) + 1 if len(peer) else 0
+        due_ids = (tick + np.arange(top))[None, :] % periods[:, None] == 0
         due = due_ids[tier, peer] & ~entered
         if due.any():
             row_of_id = np.full(int(ids.max()) + 1, -1, dtype=np.int64)

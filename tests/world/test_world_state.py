@@ -109,6 +109,19 @@ def make_world(path: Path) -> World:
     return World(cfg.worlds[0], cfg.server, NullMedia(), Metrics())
 
 
+async def test_tick_of_an_empty_world_and_of_a_lone_listener() -> None:
+    """The tick loop runs from server start: nobody there, then one avatar with nobody to see."""
+    server = parse_config({"server": {"keys": {"k": "s"}}, "worlds": [{"name": "w"}]}).server
+    w = World(world_cfg(), server, NullMedia(), Metrics())
+    for _ in range(3):
+        frame = w.ticker.step()
+        assert len(frame.ids) == 0
+    _, alone = await join(w, "alone")
+    for _ in range(3):
+        w.ticker.step()
+    assert alone.take("poses") == [] and alone.take("enter") == []
+
+
 async def test_tick_enter_poses_at_tier_rates_and_exit() -> None:
     w = World(
         world_cfg(
