@@ -290,15 +290,24 @@ class InterestEngine:
             grid_x = grid.build(
                 *build, changed_visible, uids, w.group, w.pub_a, pos_cap, pos_radius, n, 3.0 * grid_p.cell
             )
+            # ... and where they were: a row none of them was near (nor is), when nobody left, has
+            # no member that changed, so it need not be scanned (a calm world's rows mostly)
+            grid_o = grid_x
+            if same_ids:
+                grid_o = grid.build(
+                    rows.x, rows.y, rows.z, changed.view(bool), uids, w.group, w.pub_a, pos_cap,
+                    pos_radius, n, 3.0 * grid_p.cell,
+                )  # fmt: skip
             bail = np.zeros(n, np.uint8)
             chunks = _chunks(len(inc_rows))
             counters = np.zeros((len(chunks) - 1, len(incremental.COUNTERS)), np.int64)
             with numba.parallel_chunksize(1):
                 incremental.update_pass(
                     inc_rows, moved, changed, w.x, w.y, w.z, uids, order, w.group, w.sflags,
-                    grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, float(p.hysteresis),
-                    w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd, rows.cnt, rows.src, rows.attr,
-                    rows.sep, cur2prev, p_ptr, out_status, removed, dirty, bail, chunks, counters,
+                    grid_p, grid_a, grid_v, grid_x, grid_o, same_ids, radii, kf, km, kv, kp, tiers,
+                    float(p.hysteresis), w.rule_lis, w.rule_ptr, w.rule_src, w.rule_fwd, rows.cnt,
+                    rows.src, rows.attr, rows.sep, cur2prev, p_ptr, out_status, removed, dirty, bail,
+                    chunks, counters,
                 )  # fmt: skip
             bailed = np.flatnonzero(bail).astype(np.int32)
             recompute(bailed)

@@ -107,6 +107,25 @@ def _gather(g, li, qx, qy, qz, r2, mark, xs, nx_, near):  # type: ignore[no-unty
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _any_within(g, qx, qy, qz, r2):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Is any grid source within sqrt(r2) of the point?"""
+    if r2 < 0.0:
+        return False
+    start, sx, sy, sz = g[5], g[6], g[7], g[8]
+    cx0, cx1, cz0, cz1, gnx = _cells(g, qx, qz, r2)
+    for iz in range(cz0, cz1 + 1):
+        for ix in range(cx0, cx1 + 1):
+            c = iz * gnx + ix
+            for i in range(start[c], start[c + 1]):
+                ex = sx[i] - qx
+                ey = sy[i] - qy
+                ez = sz[i] - qz
+                if np.float64((ex * ex + ey * ey) + ez * ez) <= r2:
+                    return True
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _within(sx, sy, sz, lo, hi, qx, qy, qz, floor, reach, near):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Items lo..hi of a grid whose squared distance d2 has floor <= d2 <= reach, into `near`;
     returns how many. No branch per item: most fail, at random, and branches would mispredict."""
@@ -245,7 +264,10 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     changed,  # uint8[n]: the source changed (position, flags, speaking, group, joined)
     x, y, z, rank, order, group,
     sflags,  # uint8[n]: visible | publishes audio << 1 | video << 2 | speaking << 3
-    grid_p, grid_a, grid_v, grid_x,
+    grid_p, grid_a, grid_v,
+    grid_x,  # changed sources where they are
+    grid_o,  # changed sources where they were last tick (when `calm`)
+    calm,  # nobody joined or left (no entry's source is gone)
     radii,  # float32[8]: r², wide r² per category
     kf, km, kv, kp,
     tiers, hysteresis,
@@ -281,7 +303,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         tally = np.zeros(16, np.int64)  # counted here, copied once: no false sharing
         _update_rows(
                 chunks[ch], chunks[ch + 1], rows, moved, changed, x, y, z, rank, order, group,
-                sflags, grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers,
+                sflags, grid_p, grid_a, grid_v, grid_x, grid_o, calm, radii, kf, km, kv, kp, tiers,
                 hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev,
                 pptr, status, removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr,
                 nstat, hit, near, caps, need, nsp, tally, rpos, xk, xf,
@@ -293,7 +315,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     lo, hi, rows, moved, changed, x, y, z, rank, order, group, sflags,
-    grid_p, grid_a, grid_v, grid_x, radii, kf, km, kv, kp, tiers, hysteresis,
+    grid_p, grid_a, grid_v, grid_x, grid_o, calm, radii, kf, km, kv, kp, tiers, hysteresis,
     rule_lis, rule_ptr, rule_src, rule_fwd, cnt, src, attr, sep, cur2prev, pptr, status,
     removed, dirty, bail, mark, ptier, xs, xd2, flats, kbuf, nsrc, nattr, nstat, hit, near, caps, need,
     nsp, counters, rpos, xk, xf,
@@ -390,6 +412,22 @@ def _update_rows(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         else:
             reach = max(max(need[0], need[1]), max(need[2], need[3]))
             nx_ = _gather(grid_x, li, qx, qy, qz, reach, mark, xs, nx_, near)
+            # No changed source near enough to enter, and none was near enough to be a member (a
+            # member's distance is at most its separator's; the wide radius when the separator is
+            # NONE or a silent forwarded bar): nothing can change, skip the scan of the row.
+            if nx_ == 0 and calm and not flat_moved:
+                far = -1.0
+                for c in range(4):
+                    bar = sep[c, li]
+                    if caps[c] > 0:
+                        if bar == NONE or (c == 0 and (bar >> np.uint64(63))):
+                            far = max(far, np.float64(radii[2 * c + 1]))
+                        else:
+                            far = max(far, np.float64(_key_d2(bar)))
+                if not _any_within(grid_o, qx, qy, qz, far):
+                    for i in range(nfl):
+                        mark[flats[i]] = 0
+                    continue
         # ... and members that changed (all members of a moving listener), with their membership
         # bits: "prev" for any entry, "cur" for spatial ones (flat entries are not spatial members).
         # The grid of changed sources holds changed sources only, so for a static listener an entry
