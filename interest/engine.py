@@ -237,6 +237,7 @@ class InterestEngine:
         tiers = np.array([t.distance for t in p.position_tiers], dtype=np.float64)
         removed = tuple(np.zeros(prev.sets[c].nnz, dtype=np.uint8) for c in CATEGORIES)
         rows = self._rows
+        same_ids = np.array_equal(prev.ids, w.ids)  # (else rows are remapped: joins, leaves, reorders)
         fresh = rows is None or rows.params is not p or len(prev.ids) == 0 or n == 0
         if fresh:
             rows = _Rows.empty(n, caps, p)
@@ -244,7 +245,7 @@ class InterestEngine:
             moved = changed = np.zeros(n, dtype=np.uint8)
         else:
             assert rows is not None
-            if not np.array_equal(prev.ids, w.ids):
+            if not same_ids:
                 rows = rows.remapped(cur2prev, prev2cur, w, uids, prev.index.order)
             full, moved, changed = rows.classify(w)
         out_status = tuple(np.zeros((n, int(k)), dtype=np.int8) for k in caps)
@@ -281,7 +282,6 @@ class InterestEngine:
         self.counters = dict.fromkeys(incremental.COUNTERS, 0)
         self.counters["full"] = int(full.sum())
         # Nobody moved, changed or left (an idle world): no row can change, so skip the pass.
-        same_ids = np.array_equal(prev.ids, w.ids)
         idle = same_ids and not changed.any()
         inc_rows = np.zeros(0, np.int32) if idle else np.flatnonzero(~full).astype(np.int32)
         if len(inc_rows):
