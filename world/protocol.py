@@ -395,41 +395,6 @@ def pack_poses(tick: int, ids: np.ndarray, positions: np.ndarray, quats: np.ndar
     }
 
 
-def pose_frames(
-    tick: int, ids: np.ndarray, pos: np.ndarray, rot: np.ndarray, spans: Iterable[tuple[int, int, int]]
-) -> list[tuple[int, bytes]]:
-    """Encoded ``poses`` frames, one per ``(key, start, end)`` span of already quantised rows (ids
-    ``<u4``, positions ``<i4`` (n, 3), quaternions ``<i2`` (n, 4)): the bytes of
-    ``encode({"t": "poses", "tick": tick, "ids": .., "pos": .., "rot": ..})`` for each span, built by
-    joining slices of the three buffers. The tick sends one per listener every tick (5,000 at
-    5,000 avatars): a dict, three copies and msgpack per listener cost about 3x as much."""
-    head = b"\x85" + b"".join(msgpack.packb(v) for v in ("t", "poses", "tick", int(tick)))
-    bufs = [np.ascontiguousarray(a).view(np.uint8).reshape(-1).data for a in (ids, pos, rot)]
-    widths = [4, 12, 8]  # bytes per row in each buffer
-    keys = [msgpack.packb(k) for k in ("ids", "pos", "rot")]
-    headers: dict[int, list[bytes]] = {}  # per span length: each field's key and bin header
-    out = []
-    for key, a, b in spans:
-        k = b - a
-        hs = headers.get(k)
-        if hs is None:
-            hs = headers[k] = [kb + _bin_header(w * k) for kb, w in zip(keys, widths, strict=True)]
-        parts: list[bytes | memoryview] = [head]
-        for h, buf, w in zip(hs, bufs, widths, strict=True):
-            parts += (h, buf[w * a : w * b])
-        out.append((key, b"".join(parts)))
-    return out
-
-
-def _bin_header(n: int) -> bytes:
-    """msgpack's header for a binary of n bytes (bin 8, 16 or 32)."""
-    if n < 1 << 8:
-        return b"\xc4" + n.to_bytes(1, "big")
-    if n < 1 << 16:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
-
-
 def unpack_poses(msg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of pack_poses: (ids uint32 (n,), positions float32 (n,3) metres, quats float32 (n,4))."""
     ids = np.frombuffer(msg["ids"], dtype="<u4")

@@ -332,7 +332,7 @@ class World:
             p.session.send(msg, droppable=droppable)
 
     def deliver_poses(self, p: Participant, frame: bytes) -> None:
-        """Send an encoded ``poses`` frame (`protocol.pose_frames`): the data channel if open, else
+        """Send an encoded ``poses`` frame (`world.pose_batch`): the data channel if open, else
         the WebSocket, where a newer batch replaces one still queued. Counted by the caller."""
         if p.transport == "webrtc" and self.media.send(p.pid, "state", frame):
             return

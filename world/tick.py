@@ -20,6 +20,7 @@ from interest.pairs import sorted_member
 from world import protocol
 from world.interest_bridge import changed_listeners, peer_pairs
 from world.media import FLAG_AUDIO, FLAG_VIDEO, TickFrame
+from world.pose_batch import encode_batches
 
 if TYPE_CHECKING:
     from world.room import World
@@ -115,16 +116,22 @@ class TickLoop:
             for lid, peers in groups:
                 w.deliver(w.participants[lid], {"t": "exit", "ids": peers.tolist()}, counted=False)
             w.count_out("exit", len(groups))
+        row_of_id = np.full(int(ids.max()) + 1 if n else 0, -1, dtype=np.int64)
+        row_of_id[ids] = np.arange(n)
         if entered.any():
-            row_of = {int(pid): r for r, pid in enumerate(ids)}
-            described: dict[int, dict[str, Any]] = {}
+            # every peer that enters somebody's view is described once, from one gather
+            newcomers = np.unique(pairs[entered] & LOW32)
+            rows = row_of_id[newcomers]
+            described = {
+                pid: self._describe(pid, p, q, f)
+                for pid, p, q, f in zip(
+                    newcomers.tolist(), np.round(positions[rows].astype(np.float64), 3).tolist(),
+                    np.round(quats[rows].astype(np.float64), 5).tolist(), flags[rows].tolist(), strict=True,
+                )
+            }  # fmt: skip
             groups = _groups(pairs[entered])
             for lid, peers in groups:
-                people = []
-                for pid in peers.tolist():
-                    if pid not in described:
-                        described[pid] = self._describe(pid, row_of[pid], positions, quats, flags)
-                    people.append(described[pid])
+                people = [described[pid] for pid in peers.tolist()]
                 w.deliver(w.participants[lid], {"t": "enter", "participants": people}, counted=False)
             w.count_out("enter", len(groups))
 
@@ -138,8 +145,6 @@ class TickLoop:
         due_ids = (tick + np.arange(top))[None, :] % periods[:, None] == 0
         due = due_ids[tier, peer] & ~entered
         if due.any():
-            row_of_id = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
-            row_of_id[ids] = np.arange(n)
             pos_q = np.clip(np.rint(positions * protocol.POS_SCALE), -(2**31), 2**31 - 1).astype("<i4")
             rot_q = np.clip(np.rint(quats * protocol.ROT_SCALE), -32767, 32767).astype("<i2")
             # One gather for every due pair, then a slice per listener (a gather per listener
@@ -151,7 +156,7 @@ class TickLoop:
             pos_b = np.take(pos_q, rows, axis=0)
             rot_b = np.take(rot_q.view("<i8").ravel(), rows)
             ids_b = peers.astype("<u4")
-            frames = protocol.pose_frames(tick, ids_b, pos_b, rot_b, _spans(due_pairs))
+            frames = encode_batches(tick, due_pairs, ids_b, pos_b, rot_b)
             for lid, data in frames:
                 w.deliver_poses(w.participants[lid], data)
             w.count_out("poses", len(frames))
@@ -178,18 +183,18 @@ class TickLoop:
         departed_peer = np.isin(prev & LOW32, departed)
         return prev[~(stale_listener | departed_peer)], prev[departed_peer & ~stale_listener]
 
-    def _describe(
-        self, pid: int, row: int, positions: np.ndarray, quats: np.ndarray, flags: np.ndarray
-    ) -> dict[str, Any]:
+    def _describe(self, pid: int, p: list[float], q: list[float], flags: int) -> dict[str, Any]:
+        """An `enter` entry; p (rounded to mm), q (to 1e-5) and flags are the peer's row as Python
+        values."""
         peer = self.world.participants[pid]
         return {
             "id": pid,
             "identity": peer.identity,
             "name": peer.name,
-            "p": [round(x, 3) for x in positions[row].tolist()],  # tolist: Python floats, same values
-            "q": [round(x, 5) for x in quats[row].tolist()],
-            "audio": bool(flags[row] & FLAG_AUDIO),
-            "video": bool(flags[row] & FLAG_VIDEO),
+            "p": p,
+            "q": q,
+            "audio": bool(flags & FLAG_AUDIO),
+            "video": bool(flags & FLAG_VIDEO),
         }
 
 

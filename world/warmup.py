@@ -1,4 +1,4 @@
-"""Compile the numba kernels of `interest/` and `spatial/` before the first tick.
+"""Compile the numba kernels of `interest/`, `spatial/` and the tick's pose batches before the first tick.
 
 The kernels are compiled on first use (and cached on disk next to their modules). Doing that inside the
 first tick would stall the event loop for seconds, so the server runs one tiny tick and one tiny mix at
@@ -17,6 +17,7 @@ from interest import warm_up as interest_warm_up
 from interest.params import Box, Zone
 from spatial import FRAME_SIZE, Mixer
 from spatial import warm_up as spatial_warm_up
+from world.pose_batch import encode_batches
 
 
 def warm_kernels() -> float:
@@ -24,6 +25,8 @@ def warm_kernels() -> float:
     t0 = time.perf_counter()
     interest_warm_up()
     spatial_warm_up()
+    keys = np.array([1 << 32, 1 << 32 | 2], np.int64)  # one listener's two due peers
+    encode_batches(1, keys, np.zeros(2, "<u4"), np.zeros((2, 3), "<i4"), np.zeros((2, 4), "<i2"))
     rng = np.random.default_rng(0)
     for n in (64, 2000):  # small worlds take an all-pairs path, large ones the grid: compile both
         _run_world(rng, n)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from world import protocol
+from world.pose_batch import encode_batches
 from world.protocol import CLIENT_SCHEMAS, SERVER_SCHEMAS, ErrorCode, ProtocolError
 
 CLIENT_MESSAGES = [
@@ -154,23 +155,26 @@ def test_pose_quantisation() -> None:
 
 
 @pytest.mark.parametrize("tick", [0, 127, 128, 65536, 2**32])
-def test_pose_frames_are_the_encoded_messages(tick: int) -> None:
-    """The tick joins pose frames from slices of shared buffers; each must be byte for byte the
-    msgpack of the message (every bin header size: 8, 16 and 32 bits; an empty batch)."""
+def test_pose_batches_are_the_encoded_messages(tick: int) -> None:
+    """The tick writes every listener's pose frame in one compiled pass; each must be byte for
+    byte the msgpack of the message (every bin header size: 8, 16 and 32 bits)."""
     rng = np.random.default_rng(tick)
     n = 6000
     ids = rng.integers(0, 2**32, n).astype("<u4")
     pos = rng.integers(-(2**31), 2**31, (n, 3)).astype("<i4")
     rot = rng.integers(-32767, 32768, (n, 4)).astype("<i2")
-    spans = [(1, 0, 0), (2, 0, 1), (3, 1, 22), (4, 22, 54), (5, 54, 5600), (6, 5600, 6000)]
-    frames = protocol.pose_frames(tick, ids, pos, rot.view("<i8").ravel(), spans)
-    assert [k for k, _ in frames] == [1, 2, 3, 4, 5, 6]
+    spans = [(2, 0, 1), (3, 1, 22), (4, 22, 54), (5, 54, 5600), (2**31 - 1, 5600, 6000)]
+    keys = np.concatenate([(lid << 32) + np.arange(b - a) for lid, a, b in spans]).astype(np.int64)
+    frames = encode_batches(tick, keys, ids, pos, rot.view("<i8").ravel())
+    assert [k for k, _ in frames] == [lid for lid, _, _ in spans]
     for (_, frame), (_, a, b) in zip(frames, spans, strict=True):
         rows = {"ids": ids[a:b].tobytes(), "pos": pos[a:b].tobytes(), "rot": rot[a:b].tobytes()}
         msg = {"t": "poses", "tick": tick, **rows}
         assert frame == protocol.encode(msg)
-    big = protocol.pose_frames(tick, ids, pos, rot, [(9, 0, n)])[0][1]  # 72 kB of rows: bin 32
-    assert protocol.unpack_poses(protocol.decode(big))[0].tolist() == ids.tolist()
+    big = encode_batches(tick, np.arange(n, dtype=np.int64) + (9 << 32), ids, pos, rot)  # 72 kB: bin 32
+    assert big[0][0] == 9
+    assert protocol.unpack_poses(protocol.decode(big[0][1]))[0].tolist() == ids.tolist()
+    assert encode_batches(tick, np.zeros(0, np.int64), ids[:0], pos[:0], rot[:0]) == []
 
 
 def test_codes_are_unique_and_documented() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from world import protocol
 from world.config import load_config, parse_config
-from world.media import FLAG_AUDIO, NullMedia
+from world.media import FLAG_AUDIO, FLAG_VIDEO, NullMedia
 from world.metrics import Metrics
 from world.room import World
 from world.state import AvatarTable, IdAllocator, judge_pose
@@ -148,6 +148,14 @@ async def test_tick_enter_poses_at_tier_rates_and_exit() -> None:
     w.ticker.step()
     (enter,) = sa.take("enter")
     assert {e["id"] for e in enter["participants"]} == {near, far}
+    seen = {e["id"]: e for e in enter["participants"]}  # each described from its own row
+    assert seen[near]["identity"] == "near" and seen[far]["identity"] == "far"
+    assert seen[near]["p"] == [1.0, 0.5, -0.25] and seen[far]["p"] == [0.0, 0.0, 6.0]
+    assert seen[near]["q"] == pytest.approx([0, 0.6, 0, 0.8], abs=1e-5) and seen[far]["q"] == [0, 0, 0, 1]
+    for pid in (near, far):
+        flags = int(w.table.flags[w.table.row_of[pid]])
+        assert seen[pid]["audio"] == bool(flags & FLAG_AUDIO)
+        assert seen[pid]["video"] == bool(flags & FLAG_VIDEO)
     counts = {near: 0, far: 0}
     for _ in range(20):
         w.ticker.step()
