@@ -15,12 +15,15 @@ import numpy as np
 import pytest
 
 from world import protocol
+from world.allocator import keep_freed_memory
 from world.config import load_config
 from world.media import NullMedia
 from world.metrics import Metrics
 from world.room import World
 from world.state import Participant
 from world.tokens import Grants
+
+keep_freed_memory()  # as `hubbub serve` does: each tick's frames reuse freed memory (no page faults)
 
 PLAZA = Path(__file__).resolve().parents[1] / "examples" / "plaza.toml"
 SIZES = [n for n in (100, 1000, 5000) if n <= int(os.environ.get("HUBBUB_BENCH_MAX_AVATARS", "100000"))]
