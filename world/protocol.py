@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
@@ -289,6 +290,32 @@ def encode(msg: Mapping[str, Any], *, binary: bool = True) -> bytes | str:
     if binary:
         return msgpack.packb(msg, use_bin_type=True)
     return orjson.dumps(msg, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def encode_item(obj: Any) -> bytes:
+    """One value as msgpack, to be joined into a frame by `list_frame`."""
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
+def list_frame(t: str, field: str, items: Iterable[bytes]) -> bytes:
+    """``encode({"t": t, field: [...]})`` with each list item given already encoded (`encode_item`):
+    msgpack is compositional, a list is its header and its items' bytes. The tick describes a peer
+    once and joins the same bytes into every listener's ``enter`` that needs it."""
+    parts = list(items)
+    n = len(parts)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return b"".join((_list_head(t, field), header, *parts))
+
+
+@functools.cache
+def _list_head(t: str, field: str) -> bytes:
+    return b"\x82" + msgpack.packb("t") + msgpack.packb(t) + msgpack.packb(field)
 
 
 def decode(frame: bytes | str) -> Message:

@@ -331,6 +331,15 @@ class World:
         if p.session is not None:
             p.session.send(msg, droppable=droppable)
 
+    def deliver_frame(self, p: Participant, frame: bytes) -> None:
+        """Send an encoded control message (e.g. `protocol.list_frame`) as `deliver` sends a dict:
+        the control data channel if open, else the WebSocket (a JSON session gets it re-encoded).
+        Counted by the caller."""
+        if p.transport == "webrtc" and self.media.send(p.pid, "control", frame):
+            return
+        if p.session is not None:
+            p.session.send_frame(frame, droppable=False)
+
     def deliver_poses(self, p: Participant, frame: bytes) -> None:
         """Send an encoded ``poses`` frame (`world.pose_batch`): the data channel if open, else
         the WebSocket, where a newer batch replaces one still queued. Counted by the caller."""

@@ -119,11 +119,12 @@ class TickLoop:
         row_of_id = np.full(int(ids.max()) + 1 if n else 0, -1, dtype=np.int64)
         row_of_id[ids] = np.arange(n)
         if entered.any():
-            # every peer that enters somebody's view is described once, from one gather
+            # every peer that enters somebody's view is described and encoded once (from one
+            # gather), and its bytes joined into each listener's frame
             newcomers = np.unique(pairs[entered] & LOW32)
             rows = row_of_id[newcomers]
             described = {
-                pid: self._describe(pid, p, q, f)
+                pid: protocol.encode_item(self._describe(pid, p, q, f))
                 for pid, p, q, f in zip(
                     newcomers.tolist(), np.round(positions[rows].astype(np.float64), 3).tolist(),
                     np.round(quats[rows].astype(np.float64), 5).tolist(), flags[rows].tolist(), strict=True,
@@ -132,7 +133,7 @@ class TickLoop:
             groups = _groups(pairs[entered])
             for lid, peers in groups:
                 people = [described[pid] for pid in peers.tolist()]
-                w.deliver(w.participants[lid], {"t": "enter", "participants": people}, counted=False)
+                w.deliver_frame(w.participants[lid], protocol.list_frame("enter", "participants", people))
             w.count_out("enter", len(groups))
 
         # Poses: each peer at its tier's rate, staggered by id so a tier's load spreads over ticks.

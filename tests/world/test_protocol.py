@@ -177,6 +177,16 @@ def test_pose_batches_are_the_encoded_messages(tick: int) -> None:
     assert encode_batches(tick, np.zeros(0, np.int64), ids[:0], pos[:0], rot[:0]) == []
 
 
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
+def test_list_frames_are_the_encoded_messages(n: int) -> None:
+    """An `enter` joined from pre-encoded entries is byte for byte the encoded message (fixarray,
+    array 16 and array 32 headers)."""
+    entries = [{"id": i, "name": f"n{i}", "p": [0.5 * i, 0.0, -1.25]} for i in range(n)]
+    frame = protocol.list_frame("enter", "participants", (protocol.encode_item(e) for e in entries))
+    assert frame == protocol.encode({"t": "enter", "participants": entries})
+    assert protocol.decode(frame)["participants"] == entries
+
+
 def test_codes_are_unique_and_documented() -> None:
     from pathlib import Path
 
