@@ -121,7 +121,8 @@ class TickLoop:
         if entered.any():
             # every peer that enters somebody's view is described and encoded once (from one
             # gather), and its bytes joined into each listener's frame
-            newcomers = np.unique(pairs[entered] & LOW32)
+            entering = pairs[entered]
+            newcomers = np.unique(entering & LOW32)
             rows = row_of_id[newcomers]
             described = {
                 pid: protocol.encode_item(self._describe(pid, p, q, f))
@@ -130,7 +131,7 @@ class TickLoop:
                     np.round(quats[rows].astype(np.float64), 5).tolist(), flags[rows].tolist(), strict=True,
                 )
             }  # fmt: skip
-            groups = _groups(pairs[entered])
+            groups = _groups(entering)
             for lid, peers in groups:
                 people = [described[pid] for pid in peers.tolist()]
                 w.deliver_frame(w.participants[lid], protocol.list_frame("enter", "participants", people))
