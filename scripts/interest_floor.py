@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, inst
 from bench_interest import Scenario
 
 from interest import grid
+from interest.incremental import _cells, _d2
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -43,7 +44,6 @@ I64 = npt.NDArray[np.int64]
 def _pairs(ox, oy, oz, x, y, z, g, sep2, step, out):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Per listener: the movers that could cross its separator (within it, plus the longest step,
     now), each judged once: old and new squared distance against the separator."""
-    lox, loz, cell, nx, nz = g[0], g[1], g[2], g[3], g[4]
     start, sx, sy, sz, srow = g[5], g[6], g[7], g[8], g[9]
     for li in prange(len(x)):
         qx = x[li]
@@ -52,24 +52,15 @@ def _pairs(ox, oy, oz, x, y, z, g, sep2, step, out):  # type: ignore[no-untyped-
         bar = sep2[li]
         r = np.sqrt(bar) + step
         r2 = r * r
-        cx0 = max(int(np.floor((qx - r - lox) / cell)), 0)
-        cx1 = min(int(np.floor((qx + r - lox) / cell)), nx - 1)
-        cz0 = max(int(np.floor((qz - r - loz) / cell)), 0)
-        cz1 = min(int(np.floor((qz + r - loz) / cell)), nz - 1)
+        cx0, cx1, cz0, cz1, nx = _cells(g, qx, qz, r2)  # the engine's block of cells
         crossing = 0
         for iz in range(cz0, cz1 + 1):
             for ix in range(cx0, cx1 + 1):
                 c = iz * nx + ix
                 for k in range(start[c], start[c + 1]):
-                    ex = sx[k] - qx
-                    ey = sy[k] - qy
-                    ez = sz[k] - qz
-                    dn = (ex * ex + ey * ey) + ez * ez
                     s = srow[k]
-                    fx = ox[s] - qx
-                    fy = oy[s] - qy
-                    fz = oz[s] - qz
-                    do = (fx * fx + fy * fy) + fz * fz
+                    dn = _d2(sx, sy, sz, qx, qy, qz, k)
+                    do = _d2(ox, oy, oz, qx, qy, qz, s)
                     near = np.int64(dn <= r2) & np.int64(s != li)
                     crossing += near & (np.int64(dn <= bar) ^ np.int64(do <= bar))
         out[li] = crossing
