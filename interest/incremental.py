@@ -273,7 +273,7 @@ def update_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     tiers, hysteresis,
     rule_lis, rule_ptr, rule_src, rule_fwd,
     cnt, src, attr, sep,  # the rows (state, updated in place)
-    cur2prev, pptr,  # last tick's CSR indptr per category (for the removed flags)
+    cur2prev, pptr,  # per category, where each previous row starts in last tick's CSR (removed flags)
     status, removed,  # out
     dirty,  # uint8[4, n] (out): rows whose statuses or removed flags were written
     bail,  # uint8[n] (out): rows left untouched for the full recompute (flat overflow)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # Scratch bits, per (listener, source row).
@@ -71,6 +72,44 @@ def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover
         return builder.bitcast(args[0], ir.FloatType())
 
     return sig, codegen
+
+
+def _prefetch_codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``llvm.prefetch`` (read, keep in every cache level) of ``arr[idx...]``."""
+    aryty = signature.args[0]
+    ary = context.make_array(aryty)(context, builder, args[0])
+    ptr = cgutils.get_item_pointer(context, builder, aryty, ary, list(args[1:]), wraparound=False)
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+    )
+    builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Ask for the cache line of ``arr[i]`` (1-D) ahead of its use. Rows read in an order that is
+    not their memory order (the caller's order, see `compact`) are too short for the hardware
+    prefetcher to find; a few rows ahead, this halves the time of such a pass."""
+    return types.void(arr, i), _prefetch_codegen
+
+
+@intrinsic
+def _prefetch2(typingctx, arr, i, j):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """`_prefetch` of ``arr[i, j]`` (2-D)."""
+    return types.void(arr, i, j), _prefetch_codegen
+
+
+_AHEAD = 4  # rows prefetched ahead
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fetch_row(arr, a, k, per_line):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Prefetch ``arr[a, :k]`` (`per_line` entries to a 64-byte cache line)."""
+    for j in range(0, k, per_line):
+        _prefetch2(arr, a, j)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -377,7 +416,8 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
     rule_fwd,  # uint8[R]
     cur2prev,  # int64[n]
     prev2cur,  # int32[n_prev]
-    p_ptr,  # 4-tuple of int64 indptr
+    p_lo,  # 4-tuple of int64: where each previous row's entries start in last tick's CSR
+    p_hi,  # 4-tuple of int64: ... and end (rows are emitted in the caller's order, see `order`)
     p_src,  # 4-tuple of int32 (previous rows)
     p_attr,  # 4-tuple of int8
     removed,  # 4-tuple of uint8 flags per previous entry (out)
@@ -415,7 +455,7 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
         _listeners(
             chunks[ch], chunks[ch + 1], rows, over, x, y, z, rank, order, group, speaking, grid_p, grid_a,
             grid_v, merged, radii, kf, km, kv, kp, tiers, n_tiers, hysteresis, rule_lis, rule_ptr, rule_src,
-            rule_fwd, n_rules, cur2prev, prev2cur, p_ptr, p_src, p_attr, removed, out_src, out_attr,
+            rule_fwd, n_rules, cur2prev, prev2cur, p_lo, p_hi, p_src, p_attr, removed, out_src, out_attr,
             out_status, out_cnt, mask, ptier, fb, fb.view(np.uint32), hf, hm, hv,
             hp, flat_rows, flat_f, flat_m, tmp, counts,
         )  # fmt: skip
@@ -425,7 +465,7 @@ def listener_pass(  # type: ignore[no-untyped-def]  # pragma: no cover - compile
 def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     lo, hi, rows, over, x, y, z, rank, order, group, speaking, grid_p, grid_a, grid_v, merged, radii,
     kf, km, kv, kp, tiers, n_tiers, hysteresis, rule_lis, rule_ptr, rule_src, rule_fwd,
-    n_rules, cur2prev, prev2cur, p_ptr, p_src, p_attr, removed, out_src, out_attr,
+    n_rules, cur2prev, prev2cur, p_lo, p_hi, p_src, p_attr, removed, out_src, out_attr,
     out_status, out_cnt, mask, ptier, fb, ub, hf, hm, hv, hp, flat_rows, flat_f, flat_m,
     tmp, counts,
 ):  # fmt: skip
@@ -439,10 +479,9 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         # 1. last tick's entries of this listener
         if pr >= 0:
             for c in range(4):
-                ptr = p_ptr[c]
                 src = p_src[c]
                 att = p_attr[c]
-                for j in range(ptr[pr], ptr[pr + 1]):
+                for j in range(p_lo[c][pr], p_hi[c][pr]):
                     s = prev2cur[src[j]]
                     if s < 0:
                         continue
@@ -601,18 +640,16 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
         # removed: previous entries not in the new row
         if pr >= 0:
             for c in range(4):
-                ptr = p_ptr[c]
                 src = p_src[c]
                 rem = removed[c]
                 bit = _NF if c == 0 else (_NM if c == 1 else (_NV if c == 2 else _NP))
-                for j in range(ptr[pr], ptr[pr + 1]):
+                for j in range(p_lo[c][pr], p_hi[c][pr]):
                     s = prev2cur[src[j]]
                     if s < 0 or not (mask[s] & bit):
                         rem[j] = 1
             for c in range(4):
-                ptr = p_ptr[c]
                 src = p_src[c]
-                for j in range(ptr[pr], ptr[pr + 1]):
+                for j in range(p_lo[c][pr], p_hi[c][pr]):
                     s = prev2cur[src[j]]
                     if s >= 0:
                         mask[s] = 0
@@ -630,30 +667,35 @@ def _listeners(  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def compact(cnt, src, attr, status, ids, dirty):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    """Fixed-width rows -> CSR sets plus the added and changed CSR diffs. Only `dirty` rows can
-    hold added or changed entries (the others are copied without reading their statuses)."""
-    n = len(cnt)
+def compact(cnt, src, attr, status, ids, dirty, emit):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    """Fixed-width rows -> CSR sets plus the added and changed CSR diffs. CSR row i is the engine's
+    row ``emit[i]`` (the caller's order), with ``cnt[i]`` entries, ``dirty[i]`` if it can hold
+    added or changed entries (others are copied without reading their statuses). The rows are
+    read out of memory order, so each is prefetched a few rows ahead."""
+    n = len(emit)
     ptr = np.zeros(n + 1, np.int64)
     aptr = np.zeros(n + 1, np.int64)
     cptr = np.zeros(n + 1, np.int64)
-    for a in prange(n):
+    for i in prange(n):
+        if i + _AHEAD < n and dirty[i + _AHEAD]:
+            _fetch_row(status, emit[i + _AHEAD], cnt[i + _AHEAD], 64)
+        a = emit[i]
         na = 0
         nc = 0
-        if dirty[a]:
-            for j in range(cnt[a]):
+        if dirty[i]:
+            for j in range(cnt[i]):
                 st = status[a, j]
                 if st == ADDED:
                     na += 1
                 elif st == CHANGED:
                     nc += 1
-        ptr[a + 1] = cnt[a]
-        aptr[a + 1] = na
-        cptr[a + 1] = nc
-    for a in range(n):
-        ptr[a + 1] += ptr[a]
-        aptr[a + 1] += aptr[a]
-        cptr[a + 1] += cptr[a]
+        ptr[i + 1] = cnt[i]
+        aptr[i + 1] = na
+        cptr[i + 1] = nc
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+        aptr[i + 1] += aptr[i]
+        cptr[i + 1] += cptr[i]
     out_ids = np.empty(ptr[n], np.int64)
     out_src = np.empty(ptr[n], np.int32)
     out_attr = np.empty(ptr[n], np.int8)
@@ -661,18 +703,26 @@ def compact(cnt, src, attr, status, ids, dirty):  # type: ignore[no-untyped-def]
     a_attr = np.empty(aptr[n], np.int8)
     c_ids = np.empty(cptr[n], np.int64)
     c_attr = np.empty(cptr[n], np.int8)
-    for a in prange(n):
-        o = ptr[a]
-        if not (aptr[a + 1] > aptr[a] or cptr[a + 1] > cptr[a]):
-            for j in range(cnt[a]):
+    for i in prange(n):
+        if i + _AHEAD < n:
+            b = emit[i + _AHEAD]
+            k = cnt[i + _AHEAD]
+            _fetch_row(src, b, k, 16)
+            _fetch_row(attr, b, k, 64)
+            if aptr[i + _AHEAD + 1] > aptr[i + _AHEAD] or cptr[i + _AHEAD + 1] > cptr[i + _AHEAD]:
+                _fetch_row(status, b, k, 64)
+        a = emit[i]
+        o = ptr[i]
+        if not (aptr[i + 1] > aptr[i] or cptr[i + 1] > cptr[i]):
+            for j in range(cnt[i]):
                 s = src[a, j]
                 out_ids[o + j] = ids[s]
                 out_src[o + j] = s
                 out_attr[o + j] = attr[a, j]
             continue
-        oa = aptr[a]
-        oc = cptr[a]
-        for j in range(cnt[a]):
+        oa = aptr[i]
+        oc = cptr[i]
+        for j in range(cnt[i]):
             s = src[a, j]
             sid = ids[s]
             out_ids[o + j] = sid

@@ -15,6 +15,7 @@ import pytest
 from interest_helpers import ordered, quats, result_state
 
 from interest import AvatarFlags, Box, InterestEngine, InterestParams, Zone
+from interest import order as space
 
 A, V, H = AvatarFlags.PUBLISH_AUDIO, AvatarFlags.PUBLISH_VIDEO, AvatarFlags.HIDDEN
 
@@ -62,6 +63,20 @@ CASES += [(8, False, 0.003), (9, True, 0.003)]
 
 @pytest.mark.parametrize(("seed", "floors", "moving"), CASES)
 def test_incremental_equals_full_recompute(seed: int, floors: bool, moving: float) -> None:
+    _incremental_equals_full_recompute(seed, floors, moving)
+
+
+@pytest.mark.parametrize("seed", [10, 11])
+def test_incremental_equals_full_recompute_when_rows_are_renumbered_every_tick(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine renumbers its rows (space order, `interest.order`) when the crowd has drifted;
+    here it does so every tick, so every tick remaps every row and separator."""
+    monkeypatch.setattr(space, "_DRIFTED", -1.0)
+    _incremental_equals_full_recompute(seed, True, 0.1)
+
+
+def _incremental_equals_full_recompute(seed: int, floors: bool, moving: float) -> None:
     rng = np.random.default_rng(seed)
     n, side = 1500, 160.0
     params = InterestParams(
