@@ -15,6 +15,7 @@ from where it was sorted) or joiners make up an eighth of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -40,9 +41,9 @@ class SpaceOrder:
     cell: float
     appended: int
 
-    @property
+    @cached_property
     def inverse(self) -> I64:
-        """The internal row of each caller row."""
+        """The internal row of each caller row (kept: an order usually lasts many ticks)."""
         inv = np.empty(len(self.perm), np.int64)
         inv[self.perm] = np.arange(len(self.perm), dtype=np.int64)
         return inv
