@@ -53,7 +53,7 @@ Cost: two compiled paths (numba) that give the same sets.
   changed near it are examined against a per-row separator key, and a row is edited in place
   where a member leaves or enters.
 Listeners run in parallel chunks, and the engine numbers its rows in space order (`interest.order`:
-neighbours next to each other in memory; 15-23% off a tick at 100k), handing out rows in the
+neighbours next to each other in memory; 21-23% off a tick at 100k), handing out rows in the
 caller's order. Flat zone pairs are enumerated per listener (|stage publishers|
 per audience member, |members| per meeting member), so keep meetings small. Measured times are in
 docs/bench/interest.md. `InterestEngine.counters` says what the last tick did.
