@@ -188,6 +188,7 @@ class InterestEngine:
         self._state = _State.empty()
         self._rows: _Rows | None = None
         self._order: SpaceOrder | None = None  # the engine's row order (`interest.order`)
+        self._ticks = 0
         # What the last tick did: rows recomputed in full, and the incremental pass's counters.
         self.counters: dict[str, int] = {}
 
@@ -221,7 +222,8 @@ class InterestEngine:
         rows_of = None
         if prev_order is not None and not np.array_equal(prev_order.ids, c_ids):
             rows_of = _IdIndex(c_ids).lookup(self._state.ids)
-        space = next_order(prev_order, c_ids, rows_of, c_pos[:, 0], c_pos[:, 2], _order_cell(p))
+        x, z = c_pos[:, 0], c_pos[:, 2]
+        space = next_order(prev_order, c_ids, rows_of, x, z, _order_cell(p), self._ticks)
         perm = space.perm
         w = _World.build(c_ids[perm], c_pos[perm], c_flags[perm], c_levels[perm], p)
         n = w.n
@@ -376,6 +378,7 @@ class InterestEngine:
             )
         self._state = _State(w.ids, w.index, sets, srcs, lo, hi)
         self._order = space
+        self._ticks += 1
         return TickResult(
             listener_ids=c_ids,
             forwarded=sets["forwarded"],

@@ -9,7 +9,9 @@ mostly the same ones. Measured on the bench worlds: 100k avatars 25-30% faster, 
 A renumbering is not free (every row is remapped, as when people join and leave), so the order
 is kept from tick to tick: those who stay keep their place, joiners go at the end, and the whole
 order is redone only when the crowd has drifted (a quarter of a sample has moved more than a cell
-from where it was sorted) or joiners make up an eighth of it.
+from where it was sorted) or joiners make up an eighth of it, and never twice within `_MIN_AGE`
+ticks: a crowd that scrambles itself every tick (teleporting bots) must not cost a renumbering
+every tick.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ F32 = npt.NDArray[np.float32]
 _SAMPLE = 1024  # rows checked for drift per tick
 _DRIFTED = 0.25  # re-sort when this share of the sample is more than a cell away from where it was
 _JOINED = 0.125  # ... or when this share of the rows joined since the sort (appended at the end)
+_MIN_AGE = 32  # ticks an order lasts at least
 _BITS = 21  # cell coordinates per axis in the Morton code (2 x 21 bits)
 
 
 @dataclass(frozen=True)
 class SpaceOrder:
     """Internal row k is the caller's row ``perm[k]``. `ids` are the caller's ids this order was
-    made for; `x`, `z` where each internal row was when it was placed (sorted or appended)."""
+    made for; `x`, `z` where each internal row was when it was placed (sorted or appended);
+    `sorted_at` the tick of the last sort."""
 
     ids: I64
     perm: I64
@@ -40,6 +44,7 @@ class SpaceOrder:
     z: F32
     cell: float
     appended: int
+    sorted_at: int
 
     @cached_property
     def inverse(self) -> I64:
@@ -49,21 +54,22 @@ class SpaceOrder:
         return inv
 
 
-def sorted_order(ids: I64, x: F32, z: F32, cell: float) -> SpaceOrder:
+def sorted_order(ids: I64, x: F32, z: F32, cell: float, tick: int = 0) -> SpaceOrder:
     """A fresh order: rows along a Z-order curve of `cell`-sized squares in plan view (ties keep
     the caller's order, so the same input gives the same order)."""
     perm = np.argsort(morton(x, z, cell), kind="stable").astype(np.int64)
-    return SpaceOrder(ids, perm, x[perm], z[perm], cell, 0)
+    return SpaceOrder(ids, perm, x[perm], z[perm], cell, 0, tick)
 
 
 def next_order(
-    prev: SpaceOrder | None, ids: I64, rows_of: I64 | None, x: F32, z: F32, cell: float
+    prev: SpaceOrder | None, ids: I64, rows_of: I64 | None, x: F32, z: F32, cell: float, tick: int
 ) -> SpaceOrder:
-    """This tick's order, given last tick's. `rows_of` is the caller row of each of last tick's
-    internal ids (-1: left), needed only when the caller's ids changed (else None)."""
+    """This tick's order, given last tick's (`tick` counts the engine's ticks). `rows_of` is the
+    caller row of each of last tick's internal ids (-1: left), needed only when the caller's ids
+    changed (else None)."""
     n = len(ids)
     if prev is None or prev.cell != cell or n == 0:
-        return sorted_order(ids, x, z, cell)
+        return sorted_order(ids, x, z, cell, tick)
     if rows_of is None:  # the same ids in the same caller rows
         order = prev
     else:
@@ -75,9 +81,9 @@ def next_order(
         perm = np.concatenate([kept, new_rows])
         px = np.concatenate([prev.x[stay], x[new_rows]])
         pz = np.concatenate([prev.z[stay], z[new_rows]])
-        order = SpaceOrder(ids, perm, px, pz, cell, prev.appended + len(new_rows))
-    if order.appended > _JOINED * n or _drifted(order, x, z):
-        return sorted_order(ids, x, z, cell)
+        order = SpaceOrder(ids, perm, px, pz, cell, prev.appended + len(new_rows), prev.sorted_at)
+    if tick - order.sorted_at >= _MIN_AGE and (order.appended > _JOINED * n or _drifted(order, x, z)):
+        return sorted_order(ids, x, z, cell, tick)
     return order
 
 

@@ -73,6 +73,7 @@ def test_incremental_equals_full_recompute_when_rows_are_renumbered_every_tick(
     """The engine renumbers its rows (space order, `interest.order`) when the crowd has drifted;
     here it does so every tick, so every tick remaps every row and separator."""
     monkeypatch.setattr(space, "_DRIFTED", -1.0)
+    monkeypatch.setattr(space, "_MIN_AGE", 0)
     _incremental_equals_full_recompute(seed, True, 0.1)
 
 

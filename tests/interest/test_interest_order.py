@@ -9,6 +9,7 @@ import numpy as np
 from interest_helpers import ordered, quats, result_state
 
 from interest import AvatarFlags, InterestEngine, InterestParams
+from interest import order as space
 from interest.order import next_order, sorted_order
 
 
@@ -34,13 +35,16 @@ def test_sorted_order_keeps_neighbours_together() -> None:
 def test_order_is_kept_when_nothing_changed_and_redone_after_drift() -> None:
     ids, x, z = _crowd(2000)
     o = sorted_order(ids, x, z, 8.0)
-    assert next_order(o, ids, None, x, z, 8.0) is o  # same ids, same places: the same order
+    later = space._MIN_AGE
+    assert next_order(o, ids, None, x, z, 8.0, later) is o  # same ids, same places: the same order
     nudged = x + np.float32(3.0)  # everybody moved less than a cell
-    assert next_order(o, ids, None, nudged, z, 8.0) is o
-    far = x + np.float32(20.0)  # everybody moved more than a cell: re-sorted
-    again = next_order(o, ids, None, far, z, 8.0)
+    assert next_order(o, ids, None, nudged, z, 8.0, later) is o
+    far = x + np.float32(20.0)  # everybody moved more than a cell: re-sorted, but not too soon
+    assert next_order(o, ids, None, far, z, 8.0, later - 1) is o
+    again = next_order(o, ids, None, far, z, 8.0, later)
     assert again is not o and np.array_equal(again.perm, sorted_order(ids, far, z, 8.0).perm)
-    assert next_order(o, ids, None, x, z, 4.0).cell == 4.0  # another cell size: re-sorted
+    assert again.sorted_at == later
+    assert next_order(o, ids, None, x, z, 4.0, 1).cell == 4.0  # another cell size: re-sorted
 
 
 def test_leavers_drop_out_and_joiners_go_to_the_end() -> None:
@@ -55,7 +59,7 @@ def test_leavers_drop_out_and_joiners_go_to_the_end() -> None:
     nz = np.concatenate([z[keep], [1.0, 2.0]])[::-1].astype(np.float32)
     row = {int(v): i for i, v in enumerate(new_ids)}
     rows_of = np.array([row.get(int(v), -1) for v in internal], np.int64)
-    o2 = next_order(o, new_ids, rows_of, nx, nz, 8.0)
+    o2 = next_order(o, new_ids, rows_of, nx, nz, 8.0, 1)
     assert new_ids[o2.perm].tolist() == [v for v in internal.tolist() if v in row] + [10**6 + 1, 10**6]
     assert o2.appended == 2
 
@@ -64,7 +68,7 @@ def test_many_joiners_trigger_a_sort() -> None:
     ids, x, z = _crowd(800)
     o = sorted_order(ids[:600], x[:600], z[:600], 8.0)
     rows_of = np.arange(600, dtype=np.int64)
-    o2 = next_order(o, ids, rows_of, x, z, 8.0)  # a third joined at once
+    o2 = next_order(o, ids, rows_of, x, z, 8.0, space._MIN_AGE)  # a third joined at once
     assert o2.appended == 0 and np.array_equal(o2.perm, sorted_order(ids, x, z, 8.0).perm)
 
 
