@@ -4,7 +4,8 @@ Why: every listener reads its ~200 neighbours' positions, flags and scratch mark
 number. In the caller's order (join order: random in space) each of those reads is a cache miss
 once the world's arrays outgrow the L2 cache. Numbered along a Z-order (Morton) curve of small
 cells, a listener's neighbours share a few cache lines, and the next listener's neighbours are
-mostly the same ones. Measured on the bench worlds: 100k avatars 25-30% faster, 10k 8-10%.
+mostly the same ones. Measured on the bench worlds (paired A/B): 100k avatars 21-23% faster, 10k
+4-7% (docs/bench/interest.md).
 
 A renumbering is not free (every row is remapped, as when people join and leave), so the order
 is kept from tick to tick: those who stay keep their place, joiners go at the end, and the whole
